@@ -1,0 +1,178 @@
+"""AdversarialAutoencoder: the paper's three-phase schedule with three optimizers.
+
+Per batch: (1) reconstruction update of encoder + decoder, (2) `discriminator_steps` updates
+of the discriminator on prior samples (real) against codes (fake), (3) a generator update of
+the encoder to fool the discriminator.
+
+Example:
+    >>> import keras
+    >>> from aae_keras import models, networks, priors
+    >>> enc, dec, disc = networks.build("mlp", (8, 8), 2, hidden=(256, 256))
+    >>> aae = models.AdversarialAutoencoder(enc, dec, disc, priors.gaussian_mixture(10, 2))
+    >>> aae.compile(ae_optimizer=keras.optimizers.Adam(1e-3))   # defaults for the other two
+"""
+
+import keras
+import tensorflow as tf
+
+from aae_keras import distribute
+from aae_keras.models.base import LatentAutoencoder
+
+__all__ = ["AdversarialAutoencoder"]
+
+
+@keras.saving.register_keras_serializable(package="aae_keras")
+class AdversarialAutoencoder(LatentAutoencoder):
+    """Autoencoder regularized by a discriminator between codes and prior samples.
+
+    Options: `posterior` ("deterministic" or "gaussian"), `instance_noise` (std of Gaussian
+    noise added to both discriminator inputs), `label_smoothing` (real targets 1 - s),
+    `discriminator_steps` per generator step. Logs `reconstruction`, `discriminator_loss`,
+    `discriminator_accuracy` and `generator_loss` (per-example means).
+    """
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        discriminator,
+        prior,
+        instance_noise=0.0,
+        label_smoothing=0.0,
+        discriminator_steps=1,
+        **kwargs,
+    ):
+        super().__init__(encoder, decoder, prior, **kwargs)
+        self.discriminator = discriminator
+        if discriminator.built and discriminator.input_shape[-1] != self.latent_dim:
+            raise ValueError(
+                f"The discriminator takes {discriminator.input_shape[-1]} inputs but the prior "
+                f"has event size {self.latent_dim}."
+            )
+        if instance_noise < 0 or not 0 <= label_smoothing < 0.5 or int(discriminator_steps) < 1:
+            raise ValueError(
+                "Need instance_noise >= 0, 0 <= label_smoothing < 0.5 and discriminator_steps >= 1; "
+                f"got {instance_noise}, {label_smoothing}, {discriminator_steps}."
+            )
+        self.instance_noise = float(instance_noise)
+        self.label_smoothing = float(label_smoothing)
+        self.discriminator_steps = int(discriminator_steps)
+        self.discriminator_loss_tracker = keras.metrics.Mean(name="discriminator_loss")
+        self.discriminator_accuracy_tracker = keras.metrics.Mean(name="discriminator_accuracy")
+        self.generator_loss_tracker = keras.metrics.Mean(name="generator_loss")
+
+    @property
+    def metrics(self):
+        return [
+            self.reconstruction_tracker,
+            self.discriminator_loss_tracker,
+            self.discriminator_accuracy_tracker,
+            self.generator_loss_tracker,
+        ]
+
+    def compile(
+        self, ae_optimizer=None, discriminator_optimizer=None, generator_optimizer=None, **kwargs
+    ):
+        """Three optimizers; defaults Adam(1e-3) for reconstruction, Adam(2e-4, beta_1=0.5) else.
+
+        `ae_optimizer` is also `model.optimizer`, so learning-rate callbacks act on it.
+        """
+        self.ae_optimizer = ae_optimizer or keras.optimizers.Adam(1e-3)
+        self.discriminator_optimizer = discriminator_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.generator_optimizer = generator_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        super().compile(optimizer=self.ae_optimizer, **kwargs)
+        if self.built:  # build every optimizer now (needed under tf.distribute, and to restore)
+            self.ae_optimizer.build(self._autoencoder_variables())
+            self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+            self.generator_optimizer.build(self.encoder.trainable_variables)
+
+    def get_compile_config(self):
+        serialize = keras.saving.serialize_keras_object
+        return {
+            "ae_optimizer": serialize(self.ae_optimizer),
+            "discriminator_optimizer": serialize(self.discriminator_optimizer),
+            "generator_optimizer": serialize(self.generator_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(**{k: keras.optimizers.deserialize(v) for k, v in config.items()})
+
+    def _autoencoder_variables(self):
+        return self.encoder.trainable_variables + self.decoder.trainable_variables
+
+    def _discriminate(self, z, seed):
+        if self.instance_noise > 0:
+            local = tf.shape(z)[0]
+            noise = tf.random.stateless_normal([distribute.global_size(local), self.latent_dim], seed=seed)
+            z = z + self.instance_noise * distribute.replica_slice(noise, local)
+        return self.discriminator(z, training=True)
+
+    def train_step(self, data):
+        x = self._features(data)
+        step = self.ae_optimizer.iterations
+        bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
+
+        with tf.GradientTape() as tape:  # (1) reconstruction
+            z = self._codes(x, training=True, seed=self._seed(step, 1))
+            reconstruction = tf.reduce_mean(self.reconstruction_loss(x, self.decoder(z, training=True)))
+            scaled = distribute.scale_loss(reconstruction)
+        variables = self._autoencoder_variables()
+        self.ae_optimizer.apply(tape.gradient(scaled, variables), variables)
+
+        local = tf.shape(x)[0]
+        ones, zeros = tf.ones([local, 1]), tf.zeros([local, 1])
+        for k in range(self.discriminator_steps):  # (2) discriminator
+            tag = 8 + 4 * k
+            fake = tf.stop_gradient(self._codes(x, training=True, seed=self._seed(step, tag)))
+            real = self._prior_slice(local, self._seed(step, tag + 1))
+            with tf.GradientTape() as tape:
+                real_logits = self._discriminate(real, self._seed(step, tag + 2))
+                fake_logits = self._discriminate(fake, self._seed(step, tag + 3))
+                d_loss = tf.reduce_mean(
+                    bce(ones * (1.0 - self.label_smoothing), real_logits) + bce(zeros, fake_logits)
+                )
+                scaled = distribute.scale_loss(d_loss)
+            variables = self.discriminator.trainable_variables
+            self.discriminator_optimizer.apply(tape.gradient(scaled, variables), variables)
+        accuracy = 0.5 * tf.reduce_mean(
+            tf.cast(real_logits > 0, tf.float32) + tf.cast(fake_logits < 0, tf.float32)
+        )
+
+        with tf.GradientTape() as tape:  # (3) generator
+            z = self._codes(x, training=True, seed=self._seed(step, 2))
+            g_loss = tf.reduce_mean(bce(ones, self._discriminate(z, self._seed(step, 3))))
+            scaled = distribute.scale_loss(g_loss)
+        variables = self.encoder.trainable_variables
+        self.generator_optimizer.apply(tape.gradient(scaled, variables), variables)
+        return self._update_metrics(reconstruction, d_loss, accuracy, g_loss)
+
+    def test_step(self, data):
+        x = self._features(data)
+        z = self._codes(x)
+        reconstruction = tf.reduce_mean(self.reconstruction_loss(x, self.decoder(z)))
+        local = tf.shape(x)[0]
+        real = self._prior_slice(local, self._seed(self.ae_optimizer.iterations, 5))
+        real_logits, fake_logits = self.discriminator(real), self.discriminator(z)
+        bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
+        d_loss = tf.reduce_mean(bce(tf.ones([local, 1]), real_logits) + bce(tf.zeros([local, 1]), fake_logits))
+        g_loss = tf.reduce_mean(bce(tf.ones([local, 1]), fake_logits))
+        accuracy = 0.5 * tf.reduce_mean(
+            tf.cast(real_logits > 0, tf.float32) + tf.cast(fake_logits < 0, tf.float32)
+        )
+        return self._update_metrics(reconstruction, d_loss, accuracy, g_loss)
+
+    def _update_metrics(self, reconstruction, d_loss, accuracy, g_loss):
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.discriminator_loss_tracker.update_state(d_loss)
+        self.discriminator_accuracy_tracker.update_state(accuracy)
+        self.generator_loss_tracker.update_state(g_loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "instance_noise": self.instance_noise,
+            "label_smoothing": self.label_smoothing,
+            "discriminator_steps": self.discriminator_steps,
+        }
