@@ -134,7 +134,7 @@ class SampleMMD(LatentRegularizer):
         z = ops.cast(z, "float32")
         n = ops.shape(z)[0]
         if seed is None:
-            seed = self._seed_generator.next()
+            seed = ops.cast(ops.mod(self._seed_generator.next(), 2**31 - 1), "int32")
         y = ops.cast(self.prior.sample(n, seed=seed), "float32")
         both = ops.concatenate([z, y], axis=0)
         k = self._kernel(kernels.pairwise_sq_distances(both))

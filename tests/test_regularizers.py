@@ -1,0 +1,159 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aae_keras import kernels, priors, regularizers
+
+FULL_COV_MIXTURE = dict(
+    means=[[0.0, 0.0], [3.0, 0.0], [0.0, 2.0]],
+    covariances=[np.eye(2), [[2.0, 0.5], [0.5, 1.0]], [[0.3, -0.2], [-0.2, 0.5]]],
+    weights=[0.5, 0.3, 0.2],
+)
+CLOSED_FORM_PRIORS = {
+    "ring_diagonal_mixture": lambda: priors.gaussian_mixture(10, 2),
+    "diagonal_mixture_3d": lambda: priors.gaussian_mixture(5, 3, radius=2.0, scales=[0.3, 0.5, 0.7, 0.4, 0.6]),
+    "full_covariance_mixture": lambda: priors.gaussian_mixture(**FULL_COV_MIXTURE),
+    "gaussian_8d": lambda: priors.gaussian(8),
+    "uniform_box": lambda: priors.uniform(3, -1.0, [1.0, 2.0, 0.5]),
+    "categorical": lambda: priors.categorical(5, probs=[0.1, 0.2, 0.3, 0.2, 0.2]),
+}
+MC_SAMPLES = 2_000_000
+
+
+def _mc_kernel(a, b, bandwidths, weights):
+    d2 = np.sum((a - b) ** 2, axis=-1)
+    return sum(w * np.exp(-d2 / (2 * s * s)) for s, w in zip(bandwidths, weights))
+
+
+@pytest.mark.parametrize("name", sorted(CLOSED_FORM_PRIORS))
+def test_closed_forms_match_monte_carlo(name):
+    """m_p(z) and E_pp against 2e6 prior samples, over the whole "auto" multi-bandwidth ladder."""
+    prior = CLOSED_FORM_PRIORS[name]()
+    reg = regularizers.ClosedFormMMD(prior)
+    assert len(reg.bandwidths) >= 3
+    y = np.asarray(prior.sample(MC_SAMPLES, seed=(1, 2)), np.float64)
+    y2 = np.asarray(prior.sample(MC_SAMPLES, seed=(3, 4)), np.float64)
+    z = np.asarray(prior.sample(4, seed=(5, 6)), np.float64) + np.linspace(-1.0, 1.5, 4)[:, None]
+    closed = np.asarray(reg.kernel_mean(z.astype("float32")), np.float64)
+    for i in range(len(z)):
+        assert abs(closed[i] - np.mean(_mc_kernel(y, z[i], reg.bandwidths, reg.weights))) < 1e-3
+    assert abs(reg.kernel_mean.self_mean - np.mean(_mc_kernel(y, y2, reg.bandwidths, reg.weights))) < 1e-3
+
+
+def test_full_covariance_differs_from_its_diagonal():
+    """The full-covariance path really uses the off-diagonal terms."""
+    full = priors.gaussian_mixture(**FULL_COV_MIXTURE)
+    diag = priors.gaussian_mixture(
+        means=FULL_COV_MIXTURE["means"],
+        scales=np.sqrt([np.diag(np.asarray(c)) for c in FULL_COV_MIXTURE["covariances"]]),
+        weights=FULL_COV_MIXTURE["weights"],
+    )
+    z = np.array([[1.0, 1.0], [2.0, -1.0]], np.float32)
+    ladder = [0.5, 1.0]
+    a = regularizers.ClosedFormMMD(full, bandwidths=ladder).kernel_mean
+    b = regularizers.ClosedFormMMD(diag, bandwidths=ladder).kernel_mean
+    assert np.max(np.abs(np.asarray(a(z)) - np.asarray(b(z)))) > 5e-3
+
+
+def test_estimator_is_unbiased():
+    """Mean of many n=50 estimates equals the true MMD^2 between q and p within its std error."""
+    p = priors.gaussian_mixture(10, 2)
+    q = priors.gaussian_mixture(10, 2, radius=3.0, scale=0.8)
+    reg = regularizers.ClosedFormMMD(p)
+    e_qq = kernels.PriorKernelMean(priors.describe(q), reg.bandwidths, reg.weights).self_mean
+    z_big = np.asarray(q.sample(1_000_000, seed=(7, 7)), np.float32)
+    e_qp = np.mean(np.concatenate([np.asarray(reg.kernel_mean(c)) for c in np.split(z_big, 20)]))
+    truth = e_qq - 2 * e_qp + reg.kernel_mean.self_mean
+    batches = tf.reshape(q.sample(2000 * 50, seed=(8, 8)), (2000, 50, 2))
+    estimates = np.asarray(tf.map_fn(lambda b: reg(b), batches, fn_output_signature=tf.float32))
+    stderr = estimates.std() / np.sqrt(len(estimates))
+    assert truth > 0.01
+    assert abs(estimates.mean() - truth) < 3 * stderr + 2e-4
+    # the biased V-statistic (diagonal kept) is off by far more than the error bar
+    assert abs(estimates.mean() + (1.0 - e_qq) / 49.0 - truth) > 10 * stderr
+
+
+def test_estimate_is_near_zero_for_prior_samples_and_can_be_negative():
+    prior = priors.gaussian_mixture(10, 2)
+    reg = regularizers.ClosedFormMMD(prior)
+    values = [float(reg(prior.sample(100, seed=(i, 0)))) for i in range(30)]
+    assert abs(np.mean(values)) < 0.01
+    assert min(values) < 0.0
+
+
+def test_default_ladder_keeps_gradients_alive_far_from_the_ring():
+    """Codes 20 units outside the ring still get pulled in; a single small bandwidth gives none."""
+    ring = priors.gaussian_mixture(10, 2, radius=4.0, scale=0.5)
+    rng = np.random.default_rng(0)
+    z = tf.constant(np.array([24.0, 0.0]) + 0.3 * rng.normal(size=(100, 2)), tf.float32)
+    grads = {}
+    for name, reg in {"auto": regularizers.ClosedFormMMD(ring), "single": regularizers.ClosedFormMMD(ring, [0.5])}.items():
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            loss = reg(z)
+        grads[name] = np.asarray(tape.gradient(loss, z))
+    assert regularizers.ClosedFormMMD(ring).bandwidths == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+    # the pairwise term is translation invariant, so the summed gradient is the pull of the
+    # prior; descent moves codes by -grad, towards the ring when the x-gradient is positive
+    pull = grads["auto"].sum(axis=0)
+    assert pull[0] > 1e-3 and abs(pull[1]) < 0.2 * pull[0], pull
+    assert np.abs(grads["single"].sum(axis=0)).max() < 1e-6  # float32 rounding only
+
+
+def test_high_dimensional_gaussian_does_not_underflow():
+    reg = regularizers.ClosedFormMMD(priors.gaussian(256))
+    z = np.random.default_rng(0).normal(size=(100, 256)).astype("float32")
+    assert reg.kernel_mean.self_mean > 1e-3
+    assert abs(float(reg(z))) < 0.01
+    assert float(reg(z + 3.0)) > 0.1
+
+
+def test_ladder_is_in_the_config_and_round_trips():
+    reg = regularizers.ClosedFormMMD(priors.gaussian(8))
+    config = reg.get_config()
+    np.testing.assert_allclose(np.square(config["bandwidths"]), 8 * 2.0 ** np.arange(-3, 4))
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(reg))
+    z = np.random.default_rng(1).normal(size=(20, 8)).astype("float32")
+    np.testing.assert_allclose(float(again(z)), float(reg(z)), rtol=1e-6)
+
+
+def test_imq_ladder_approximates_the_imq_kernel():
+    scale = 3.0
+    s, w = kernels.imq_ladder(scale)
+    r2 = scale * np.concatenate([[0.0], np.logspace(-3, 2, 200)])
+    approx = np.asarray(kernels.rbf_ladder(r2, s, w))
+    np.testing.assert_allclose(approx, scale / (scale + r2), rtol=1e-2)
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "imq"])
+def test_sample_mmd_separates_matching_and_shifted_codes(kernel):
+    prior = priors.swiss_roll()
+    reg = regularizers.SampleMMD(prior, kernel=kernel)
+    same = np.mean([float(reg(prior.sample(200, seed=(i, 1)))) for i in range(10)])
+    shifted = np.mean([float(reg(prior.sample(200, seed=(i, 1)) + 2.0)) for i in range(10)])
+    assert abs(same) < 0.01 and shifted > 0.05
+
+
+def test_sample_mmd_agrees_with_closed_form_on_average():
+    prior = priors.gaussian_mixture(10, 2)
+    q = priors.gaussian(2, 2.0)
+    closed = regularizers.ClosedFormMMD(prior)
+    sampled = regularizers.SampleMMD(prior, bandwidths=closed.bandwidths)
+    zs = [q.sample(100, seed=(i, 2)) for i in range(200)]
+    a = np.mean([float(closed(z)) for z in zs])
+    b = np.array([float(sampled(z, seed=tf.constant([i, 3]))) for i, z in enumerate(zs)])
+    assert abs(a - b.mean()) < 3 * b.std() / np.sqrt(len(b))
+
+
+def test_bad_regularizer_input_is_clear():
+    with pytest.raises(ValueError, match="SampleMMD"):
+        regularizers.ClosedFormMMD(priors.swiss_roll())
+    with pytest.raises(ValueError, match="positive"):
+        regularizers.ClosedFormMMD(priors.gaussian(2), bandwidths=[1.0, 0.0])
+    with pytest.raises(ValueError, match="positive"):
+        regularizers.ClosedFormMMD(priors.gaussian(2), bandwidths=[-1.0])
+    with pytest.raises(ValueError, match="one per bandwidth"):
+        regularizers.ClosedFormMMD(priors.gaussian(2), bandwidths=[1.0, 2.0], weights=[1.0])
+    with pytest.raises(ValueError, match="3 dimensions but the prior has event size 2"):
+        regularizers.ClosedFormMMD(priors.gaussian(2))(np.zeros((4, 3), "float32"))
