@@ -1,0 +1,267 @@
+"""Datasets: loading image benchmarks, validating user arrays, and building tf.data pipelines.
+
+`load` returns a `Dataset` of float32 images in [0, 1] and int64 labels. The "digits" set ships
+with scikit-learn and works offline; "mnist" and "fashion_mnist" are read from a directory of
+the four standard IDX files (`data_dir=`) or downloaded through `keras.datasets`.
+
+Example:
+    >>> from aae_keras import data
+    >>> digits = data.load("digits")
+    >>> digits.x_train.shape, digits.image_shape, digits.num_classes
+    ((1437, 8, 8), (8, 8), 10)
+    >>> batches = data.make_pipeline(digits.x_train, batch_size=64)
+"""
+
+import dataclasses
+import gzip
+import os
+import zlib
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["Dataset", "load", "from_arrays", "make_pipeline", "check_finite", "KNOWN_DATASETS"]
+
+KNOWN_DATASETS = ("digits", "mnist", "fashion_mnist")
+
+_SOURCES = {
+    "mnist": "https://yann.lecun.com/exdb/mnist or keras.datasets.mnist.load_data()",
+    "fashion_mnist": (
+        "https://github.com/zalandoresearch/fashion-mnist or Debian's "
+        "`dataset-fashion-mnist` package"
+    ),
+}
+_IDX_FILES = {  # (split, part) -> file name without ".gz"
+    ("train", "x"): "train-images-idx3-ubyte",
+    ("train", "y"): "train-labels-idx1-ubyte",
+    ("test", "x"): "t10k-images-idx3-ubyte",
+    ("test", "y"): "t10k-labels-idx1-ubyte",
+}
+_IDX_MAGIC = {2051: 3, 2049: 1}  # magic number -> number of dimensions (images, labels)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """A train/test image dataset: float32 images in [0, 1], int64 labels.
+
+    >>> d = load("digits")
+    >>> d.name, d.x_test.shape, d.y_test.dtype
+    ('digits', (360, 8, 8), dtype('int64'))
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    name: str
+    num_classes: int
+
+    @property
+    def image_shape(self):
+        """Shape of one image, e.g. `(28, 28)`."""
+        return tuple(self.x_train.shape[1:])
+
+
+def check_finite(x, what="training data"):
+    """Raise ValueError if `x` contains NaN or inf; return `x` as a numpy array otherwise.
+
+    >>> check_finite(np.array([[0.0, np.nan]]))
+    Traceback (most recent call last):
+    ...
+    ValueError: training data contains 1 non-finite values (NaN or inf), first at index (0, 1); clean or drop them before training
+    """
+    x = np.asarray(x)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        first = first[0] if len(first) == 1 else first
+        raise ValueError(
+            f"{what} contains {int(bad.sum())} non-finite values (NaN or inf), first at index "
+            f"{first}; clean or drop them before training"
+        )
+    return x
+
+
+def from_arrays(x, y=None, name="arrays"):
+    """Validate user arrays and return `(x, y)`: x float32, y int64 (or None).
+
+    `x` must be numeric, at least 2-D (samples first) and finite. Integer-valued data in
+    0..255 with a maximum above 1 (e.g. uint8 images) is scaled by 1/255; anything else is
+    only cast to float32, so values outside [0, 1] are kept as given (a sigmoid decoder
+    cannot reproduce them; rescaling is the caller's choice). `y`, if given, must be 1-D
+    integer labels, one per sample.
+
+    >>> x, y = from_arrays(np.full((4, 3, 3), 255, np.uint8), [0, 1, 2, 3])
+    >>> x.dtype, float(x.max()), y.dtype
+    (dtype('float32'), 1.0, dtype('int64'))
+    """
+    x = _validated(x, name)
+    looks_uint8 = x.max() > 1 and x.min() >= 0 and x.max() <= 255 and np.all(x == np.round(x))
+    x = x.astype(np.float32) / np.float32(255 if looks_uint8 else 1)
+    return x, _labels(y, len(x), name)
+
+
+def make_pipeline(x, y=None, batch_size=100, shuffle=True, seed=0, drop_remainder=True,
+                  repeat=False):
+    """A `tf.data.Dataset` of float32 batches of `x` (or `(x, y)` tuples if `y` is given).
+
+    `x` is checked with `check_finite` and cast to float32 as is (no rescaling: call
+    `from_arrays` first for uint8 images). With `shuffle`, the order is reshuffled every
+    iteration from `seed` (None: unseeded).
+
+    >>> ds = make_pipeline(np.zeros((10, 8, 8)), batch_size=4)
+    >>> [tuple(b.shape) for b in ds]
+    [(4, 8, 8), (4, 8, 8)]
+    """
+    x = _validated(x, "training data").astype(np.float32)
+    n = len(x)
+    y = _labels(y, n, "training data")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if drop_remainder and batch_size > n:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the dataset ({n} samples), so "
+            "drop_remainder=True would yield no batches; use a smaller batch_size or "
+            "drop_remainder=False"
+        )
+    ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
+    if shuffle:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def _validated(x, what):
+    """`x` as a numpy array after checking it is numeric, at least 2-D, non-empty and finite."""
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise ValueError(f"{what}: x must be a numeric array, got dtype {x.dtype}")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(
+            f"{what}: x must be a non-empty array of shape (num_samples, ...) with at least 2 "
+            f"dimensions, got shape {x.shape}; reshape a single sample with x[None]"
+        )
+    return check_finite(x, what=what)
+
+
+def _labels(y, n, what):
+    """`y` as 1-D int64 labels, one per sample (None stays None)."""
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(
+            f"{what}: y must be 1-D with one label per sample ({n}), got shape {y.shape}"
+        )
+    integral = np.issubdtype(y.dtype, np.integer) or (
+        np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))
+    if not integral:
+        raise ValueError(f"{what}: y must hold integer class labels, got dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
+def load(name, data_dir=None, split=None):
+    """Load a dataset by name: a `Dataset`, or `(x, y)` of one split if `split` is given.
+
+    `name` is one of "digits" (scikit-learn, offline, 8x8, fixed stratified 80/20 split),
+    "mnist" or "fashion_mnist" (28x28). For the latter two, `data_dir` is a directory with
+    `train-images-idx3-ubyte.gz`, `train-labels-idx1-ubyte.gz`, `t10k-images-idx3-ubyte.gz`
+    and `t10k-labels-idx1-ubyte.gz` (or the same names without `.gz`); without it the data
+    is downloaded through `keras.datasets`.
+
+    >>> x, y = load("digits", split="test")
+    >>> x.shape, float(x.max()) <= 1.0
+    ((360, 8, 8), True)
+    """
+    if name not in KNOWN_DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(KNOWN_DATASETS)}")
+    if split not in (None, "train", "test"):
+        raise ValueError(f"split must be None, 'train' or 'test', got {split!r}")
+    if name == "digits":
+        arrays = _load_digits()
+    elif data_dir is not None:
+        arrays = _load_idx_dir(name, os.fspath(data_dir))
+    else:
+        arrays = _download(name)
+    (x_train, y_train), (x_test, y_test) = arrays
+    scale = np.float32(16 if name == "digits" else 255)
+    data = Dataset(
+        x_train=x_train.astype(np.float32) / scale, y_train=y_train.astype(np.int64),
+        x_test=x_test.astype(np.float32) / scale, y_test=y_test.astype(np.int64),
+        name=name, num_classes=10,
+    )
+    if split is None:
+        return data
+    return getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+
+
+def _load_digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        digits.images, digits.target, test_size=0.2, random_state=0, stratify=digits.target
+    )
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _download(name):
+    import keras
+
+    try:
+        return getattr(keras.datasets, name).load_data()
+    except Exception as err:
+        raise OSError(
+            f"could not download {name!r} through keras.datasets ({type(err).__name__}: {err}); "
+            "pass data_dir= a directory with the four IDX files "
+            f"({', '.join(f + '.gz' for f in _IDX_FILES.values())}) from {_SOURCES[name]}"
+        ) from err
+
+
+def _load_idx_dir(name, data_dir):
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(
+            f"data_dir {data_dir!r} for {name!r} is not a directory; it should hold the four IDX "
+            f"files ({', '.join(f + '.gz' for f in _IDX_FILES.values())}) from {_SOURCES[name]}"
+        )
+    paths = {}
+    for key, base in _IDX_FILES.items():
+        path = next((p for p in (os.path.join(data_dir, base + ".gz"), os.path.join(data_dir, base))
+                     if os.path.isfile(p)), None)
+        if path is None:
+            raise FileNotFoundError(
+                f"{base}.gz (or {base}) is missing from {data_dir!r}; get the {name!r} IDX "
+                f"files from {_SOURCES[name]}"
+            )
+        paths[key] = path
+    arrays = {key: _read_idx(path, 2051 if key[1] == "x" else 2049) for key, path in paths.items()}
+    for split in ("train", "test"):
+        if len(arrays[split, "x"]) != len(arrays[split, "y"]):
+            raise ValueError(
+                f"{split} images and labels in {data_dir!r} disagree: "
+                f"{len(arrays[split, 'x'])} images, {len(arrays[split, 'y'])} labels"
+            )
+    return [(arrays[s, "x"], arrays[s, "y"]) for s in ("train", "test")]
+
+
+def _read_idx(path, magic):
+    """Read one uint8 IDX file (optionally gzipped) whose header must carry `magic`."""
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(f"cannot read IDX file {path!r} ({err}); the file is corrupt or "
+                         "truncated, download it again") from err
+    ndim = _IDX_MAGIC[magic]
+    header = 4 * (1 + ndim)
+    if len(raw) < header or int.from_bytes(raw[:4], "big") != magic:
+        found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+        raise ValueError(f"IDX file {path!r} has magic number {found}, expected {magic}; the "
+                         "file is corrupt or not the expected images/labels file")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    if len(raw) - header != int(np.prod(shape)):
+        raise ValueError(f"IDX file {path!r} holds {len(raw) - header} data bytes but its header "
+                         f"promises shape {shape}; the file is truncated or corrupt")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
