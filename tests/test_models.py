@@ -28,8 +28,8 @@ def _entropy_floor(x):
 def test_learns_the_ring_prior_on_digits(digits, kind, kwargs, floor):
     """Codes gather at the prior's modes, the MMD to the prior falls, and images reconstruct.
 
-    Measured (seed 0, hidden 256x256, 80 epochs): MMD model 0.87 of test codes within 1.5
-    of a mode, adversarial 0.55; chance for codes spread like the prior's is lower.
+    benchmarks/digits_ring.py measures the same settings over seeds 0-2: 0.84 +- 0.01 of test
+    codes within 1.5 of a mode for the MMD model, 0.54 +- 0.06 for the adversarial one.
     """
     model = tiny_model(kind, RING, hidden=(256, 256), **kwargs)
     reg = regularizers.ClosedFormMMD(RING)
