@@ -1,0 +1,341 @@
+"""Command line: `aae-keras train | evaluate | sample`.
+
+`aae-keras train` with no arguments trains the default model (an MMDAutoencoder with the
+closed-form MMD to the paper's ring of 10 2-D Gaussians, on scikit-learn digits) and writes
+model.keras, metrics.json, latent.png and samples.png into aae_runs/mmd_ring_digits.
+
+Example:
+    $ aae-keras train                                  # default model, about 20 s on 2 cores
+    $ aae-keras train --model adversarial --prior swiss_roll --epochs 50
+    $ aae-keras train --dataset fashion_mnist --data-dir DIR --prior mixture --latent-dim 8
+    $ aae-keras evaluate aae_runs/mmd_ring_digits/model.keras
+    $ aae-keras sample aae_runs/mmd_ring_digits/model.keras --n 64 --out samples.png
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aae_keras import data, distribute, files, models, networks, plots, priors, regularizers
+
+__all__ = ["main", "build_parser"]
+
+MODELS = ("mmd", "sample_mmd", "imq_mmd", "adversarial")
+PRIORS = ("ring", "gaussian", "mixture", "uniform", "swiss_roll")
+TWO_D_PRIORS = ("ring", "swiss_roll")
+NETWORKS = ("mlp", "conv")
+DEFAULT_EPOCHS = {"digits": 200, "mnist": 20, "fashion_mnist": 20}
+MODE_RADIUS = 1.5  # a test code "sits on a mode" when it is this close to a mixture mean
+NUM_SAMPLES = 100  # decoded prior samples in samples.png
+MMD_BATCH = 2000  # test codes used for the code-to-prior MMD (its cost is quadratic)
+
+
+class UsageError(ValueError):
+    """An invalid combination of arguments (reported like an argparse error, exit code 2)."""
+
+
+def main(argv=None):
+    """Run the command line; returns 0 on success, exits with code 2 on a usage or data error."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.command(args)
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"aae-keras: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("aae-keras: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    return 0
+
+
+def build_parser():
+    """The argparse parser with the train, evaluate and sample sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="aae-keras", description="Autoencoders whose latent space matches a prior."
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="train a model and write model.keras, metrics.json, latent.png, samples.png",
+        description="Train an autoencoder; with no arguments, the default closed-form-MMD model "
+        "on digits with the ring-of-10 prior.",
+    )
+    train.set_defaults(command=train_command)
+    train.add_argument("--model", choices=MODELS, default="mmd",
+                       help="mmd: closed-form MMD; sample_mmd / imq_mmd: MMD against prior samples "
+                       "(RBF / inverse multiquadric kernel); adversarial: AAE (default: %(default)s)")
+    train.add_argument("--prior", choices=PRIORS, default="ring",
+                       help="ring: 10 Gaussians on a circle of radius 4 (2-D only); mixture: 10 "
+                       "Gaussians in --latent-dim dimensions; gaussian: N(0, I); uniform: [-1, 1]^d; "
+                       "swiss_roll: 2-D only, sample-based (default: %(default)s)")
+    _add_data_arguments(train, default="digits")
+    train.add_argument("--latent-dim", type=_positive_int, default=2, help="(default: %(default)s)")
+    train.add_argument("--epochs", type=_positive_int, default=None,
+                       help=f"(default: {', '.join(f'{k} {v}' for k, v in DEFAULT_EPOCHS.items())})")
+    train.add_argument("--batch-size", type=_positive_int, default=100, help="(default: %(default)s)")
+    train.add_argument("--network", choices=NETWORKS, default="mlp", help="(default: %(default)s)")
+    train.add_argument("--hidden", type=_int_list, default=(256, 256),
+                       help="hidden layer sizes of the MLPs (and the AAE discriminator), e.g. "
+                       "1000,1000 for the paper's size (default: 256,256)")
+    train.add_argument("--weight", type=float, default=100.0,
+                       help="weight of the MMD term (MMD models only; default: %(default)s)")
+    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate; for the AAE, of the reconstruction phase (its "
+                       "discriminator and generator use Adam(2e-4, beta_1=0.5)) (default: %(default)s)")
+    train.add_argument("--strategy", choices=distribute.STRATEGIES, default="auto",
+                       help="tf.distribute strategy (default: %(default)s)")
+    train.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    train.add_argument("--out", default=None,
+                       help="output directory (default: aae_runs/<model>_<prior>_<dataset>)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="write into --out even if it is not empty")
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                       help="Keras fit verbosity (default: 1 on a terminal, else 2)")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="print test metrics of a saved model as JSON",
+        description="Evaluate a saved .keras model on a dataset's test split and print JSON.",
+    )
+    evaluate.set_defaults(command=evaluate_command)
+    evaluate.add_argument("model", metavar="MODEL", help="a .keras file written by train")
+    _add_data_arguments(evaluate, default=None)
+
+    sample = commands.add_parser(
+        "sample", help="decode prior samples of a saved model into an image grid",
+        description="Decode prior samples of a saved model; writes a PNG grid, or the raw "
+        "images if --out ends in .npy.",
+    )
+    sample.set_defaults(command=sample_command)
+    sample.add_argument("model", metavar="MODEL", help="a .keras file written by train")
+    sample.add_argument("--n", type=_positive_int, default=64, help="(default: %(default)s)")
+    sample.add_argument("--out", default="samples.png", help="(default: %(default)s)")
+    sample.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    return parser
+
+
+# ------------------------------------------------------------------------------- commands
+def train_command(args):
+    """`aae-keras train`: train, evaluate, and write the four outputs into the run directory."""
+    start = time.perf_counter()
+    prior = make_prior(args.prior, args.latent_dim)
+    if args.model == "mmd" and priors.describe(prior)["kind"] == "swiss_roll":
+        raise UsageError(
+            "--model mmd uses the closed-form MMD, which the swiss roll prior does not have; "
+            "use --model sample_mmd, imq_mmd or adversarial."
+        )
+    out = args.out or os.path.join("aae_runs", f"{args.model}_{args.prior}_{args.dataset}")
+    _prepare_out_dir(out, args.overwrite)
+    dataset = data.load(args.dataset, data_dir=args.data_dir)
+    epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
+    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+
+    keras.utils.set_random_seed(args.seed)
+    with distribute.get_strategy(args.strategy).scope():
+        model = make_model(args, dataset.image_shape, prior)
+    print(f"Training {args.model} autoencoder with the {args.prior} prior on {args.dataset} "
+          f"({len(dataset.x_train)} images, {epochs} epochs) -> {out}")
+    fit_start = time.perf_counter()
+    model.fit(dataset.x_train, epochs=epochs, batch_size=args.batch_size, shuffle=True, verbose=verbose)
+    fit_seconds = time.perf_counter() - fit_start
+
+    metrics = {
+        "train": _evaluate(model, dataset.x_train, args.batch_size),
+        "test": _evaluate(model, dataset.x_test, args.batch_size),
+        **code_metrics(model, dataset.x_test),
+        "epochs": epochs,
+        "fit_seconds": fit_seconds,
+    }
+    with files.atomic_path(os.path.join(out, "model.keras")) as tmp:
+        model.save(tmp)
+    if model.latent_dim >= 2:
+        plots.latent_scatter(model.encode(dataset.x_test), dataset.y_test, prior,
+                             os.path.join(out, "latent.png"))
+    else:
+        print("latent.png skipped: the latent space is 1-D.")
+    plots.sample_grid(model.sample(NUM_SAMPLES, seed=_stateless_seed(args.seed)),
+                      os.path.join(out, "samples.png"), rows=math.isqrt(NUM_SAMPLES))
+    metrics["seconds"] = time.perf_counter() - start
+    metrics["args"] = {k: v for k, v in vars(args).items() if k != "command"}
+    with files.atomic_path(os.path.join(out, "metrics.json")) as tmp:
+        _write_json(metrics, tmp)
+    print(json.dumps({k: metrics[k] for k in ("test", "code_mmd2", "codes_near_mode", "seconds")
+                      if k in metrics}, indent=2))
+    print(f"Wrote model.keras, metrics.json, latent.png and samples.png to {out}")
+
+
+def evaluate_command(args):
+    """`aae-keras evaluate MODEL`: print test-split metrics and the codes' MMD as JSON."""
+    model = load_model(args.model)
+    name, data_dir = args.dataset, args.data_dir
+    if name is None:  # the dataset the model was trained on, if train wrote metrics.json
+        name, data_dir = _training_dataset(args.model, data_dir)
+    x_test, _ = data.load(name, data_dir=data_dir, split="test")
+    expected = tuple(model.encoder.input_shape[1:])
+    if tuple(x_test.shape[1:]) != expected:
+        raise UsageError(
+            f"the model takes images of shape {expected} but {name!r} has images of shape "
+            f"{tuple(x_test.shape[1:])}; pass the --dataset the model was trained on."
+        )
+    metrics = {"model": args.model, "dataset": name,
+               "test": _evaluate(model, x_test, 100), **code_metrics(model, x_test)}
+    print(json.dumps(metrics, indent=2))
+
+
+def sample_command(args):
+    """`aae-keras sample MODEL`: decode --n prior samples into a grid image (or a .npy file)."""
+    model = load_model(args.model)
+    images = model.sample(args.n, seed=_stateless_seed(args.seed))
+    if args.out.lower().endswith(".npy"):
+        with files.atomic_path(args.out) as tmp:
+            np.save(tmp, images)
+    else:
+        plots.sample_grid(images, args.out)
+    print(f"Wrote {args.n} samples to {args.out}")
+
+
+# ------------------------------------------------------------------------- building blocks
+def make_prior(name, latent_dim):
+    """The prior for a --prior name and --latent-dim (UsageError for 2-D-only priors)."""
+    if name in TWO_D_PRIORS and latent_dim != 2:
+        raise UsageError(
+            f"--prior {name} is 2-D, so it needs --latent-dim 2 (got {latent_dim}); use "
+            "--prior mixture for 10 Gaussian modes in any dimension."
+        )
+    makers = {
+        "ring": lambda: priors.gaussian_mixture(10, 2, radius=4.0, scale=0.5),
+        "gaussian": lambda: priors.gaussian(latent_dim),
+        "mixture": lambda: priors.gaussian_mixture(10, latent_dim),
+        "uniform": lambda: priors.uniform(latent_dim),
+        "swiss_roll": priors.swiss_roll,
+    }
+    return makers[name]()
+
+
+def make_model(args, image_shape, prior):
+    """Build and compile the model the train arguments describe (call inside strategy.scope())."""
+    encoder, decoder, discriminator = networks.build(
+        args.network, image_shape, args.latent_dim, hidden=args.hidden
+    )
+    if args.model == "adversarial":
+        model = models.AdversarialAutoencoder(encoder, decoder, discriminator, prior, seed=args.seed)
+        model.compile(ae_optimizer=keras.optimizers.Adam(args.lr))
+    else:
+        model = models.MMDAutoencoder(
+            encoder, decoder, prior, regularizer=args.model, weight=args.weight, seed=args.seed
+        )
+        model.compile(optimizer=keras.optimizers.Adam(args.lr))
+    return model
+
+
+def load_model(path):
+    """A model saved by train (FileNotFoundError with the path if it does not exist)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist")
+    return keras.saving.load_model(path)
+
+
+def code_metrics(model, x):
+    """How well the codes of x match the prior: MMD^2 and, for mixtures, the share on a mode.
+
+    `code_mmd2` is the closed-form MMD^2 when the prior has one, else the sample-based
+    estimate (`code_mmd2_method` says which); both use up to MMD_BATCH codes.
+    `codes_near_mode` is the fraction of codes within MODE_RADIUS of their nearest mean.
+    """
+    codes = model.encode(x)
+    info = priors.describe(model.prior)
+    if info["kind"] in ("mixture", "uniform", "categorical"):
+        method, regularizer = "closed_form", regularizers.ClosedFormMMD(model.prior)
+    else:
+        method, regularizer = "sample", regularizers.SampleMMD(model.prior, seed=0)
+    subset = codes[np.random.default_rng(0).permutation(len(codes))[:MMD_BATCH]]
+    metrics = {"code_mmd2": float(regularizer(subset)), "code_mmd2_method": method}
+    if info["kind"] == "mixture" and len(info["weights"]) > 1:
+        distances = np.linalg.norm(codes[:, None, :] - info["means"][None], axis=-1).min(axis=1)
+        metrics["codes_near_mode"] = float(np.mean(distances < MODE_RADIUS))
+    return metrics
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _evaluate(model, x, batch_size):
+    results = model.evaluate(x, batch_size=batch_size, verbose=0, return_dict=True)
+    return {name: _finite_or_none(value) for name, value in results.items()}
+
+
+def _finite_or_none(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _stateless_seed(seed):
+    """A [2] seed for TFP's stateless sampling, so --seed gives the same samples every run."""
+    return tf.constant([seed % (2**31 - 1), 0], tf.int32)
+
+
+def _prepare_out_dir(out, overwrite):
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out!r} exists and is not a directory.")
+    if os.path.isdir(out) and os.listdir(out) and not overwrite:
+        raise UsageError(
+            f"output directory {out!r} is not empty; pass --overwrite to write into it or "
+            "choose another --out."
+        )
+    os.makedirs(out, exist_ok=True)
+
+
+def _training_dataset(model_path, data_dir):
+    """(dataset, data_dir) from the metrics.json train wrote next to the model, else digits."""
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
+    try:
+        with open(path) as f:
+            train_args = json.load(f)["args"]
+        return train_args["dataset"], data_dir or train_args.get("data_dir")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "digits", data_dir
+
+
+def _write_json(obj, path):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2, allow_nan=False)
+        f.write("\n")
+
+
+def _add_data_arguments(parser, default):
+    parser.add_argument(
+        "--dataset", choices=data.KNOWN_DATASETS, default=default,
+        help="digits ships with scikit-learn; mnist and fashion_mnist are read from --data-dir "
+        "or downloaded" + (f" (default: {default})" if default else
+                           " (default: the one in metrics.json next to MODEL, else digits)"),
+    )
+    parser.add_argument("--data-dir", default=None,
+                        help="directory with the four IDX files (train-images-idx3-ubyte.gz, ...)")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _int_list(text):
+    """'1000,1000' -> (1000, 1000)."""
+    try:
+        sizes = tuple(_positive_int(part) for part in text.split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers such as 1000,1000, got {text!r}"
+        ) from None
+    return sizes
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+import json
+import math
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from aae_keras import cli, plots, priors
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TINY = ["--epochs", "2", "--hidden", "32,32", "--verbose", "0"]
+
+
+def run(argv, capsys=None):
+    """main(argv) in-process; returns (exit code, stdout, stderr)."""
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr() if capsys else ("", "")
+    return code, out, err
+
+
+def assert_png(path):
+    assert pathlib.Path(path).read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny default-settings run shared by the tests that only read its outputs."""
+    out = tmp_path_factory.mktemp("run") / "mmd"
+    assert cli.main(["train", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_valid_outputs(trained):
+    assert sorted(p.name for p in trained.iterdir()) == [
+        "latent.png", "metrics.json", "model.keras", "samples.png"
+    ]
+    assert_png(trained / "latent.png")
+    assert_png(trained / "samples.png")
+    metrics = json.loads((trained / "metrics.json").read_text())
+    for split in ("train", "test"):
+        assert set(metrics[split]) == {"loss", "reconstruction", "regularizer"}
+        assert all(math.isfinite(v) for v in metrics[split].values())
+    for key in ("code_mmd2", "codes_near_mode", "seconds", "fit_seconds"):
+        assert math.isfinite(metrics[key]), key
+    assert metrics["code_mmd2_method"] == "closed_form"
+    assert 0.0 <= metrics["codes_near_mode"] <= 1.0
+    assert metrics["args"]["prior"] == "ring" and metrics["args"]["hidden"] == [32, 32]
+    assert metrics["epochs"] == 2
+    model = keras.saving.load_model(trained / "model.keras")
+    images = model.decode(np.zeros((3, 2), np.float32))
+    assert images.shape == (3, 8, 8) and np.all((images >= 0) & (images <= 1))
+
+
+def test_evaluate_prints_json_metrics(trained, capsys):
+    code, out, _ = run(["evaluate", trained / "model.keras"], capsys)
+    assert code == 0
+    metrics = json.loads(out)
+    assert metrics["dataset"] == "digits"  # read from metrics.json next to the model
+    assert math.isfinite(metrics["test"]["reconstruction"]) and math.isfinite(metrics["code_mmd2"])
+    assert 0.0 <= metrics["codes_near_mode"] <= 1.0
+
+
+def write_fake_fashion_mnist(directory, n=4):
+    """Four tiny 28x28 IDX files (big-endian magic and sizes, then uint8 data)."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "t10k"):
+        for kind, magic, array in (("images-idx3", 2051, rng.integers(0, 256, (n, 28, 28))),
+                                   ("labels-idx1", 2049, rng.integers(0, 10, n))):
+            header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+            (directory / f"{split}-{kind}-ubyte").write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_evaluate_rejects_a_dataset_of_another_shape(trained, tmp_path, capsys):
+    write_fake_fashion_mnist(tmp_path)
+    code, _, err = run(["evaluate", trained / "model.keras", "--dataset", "fashion_mnist",
+                        "--data-dir", tmp_path], capsys)
+    assert code == 2 and "(8, 8)" in err and "(28, 28)" in err and "--dataset" in err
+
+
+def test_sample_writes_png_and_npy(trained, tmp_path, capsys):
+    png, npy = tmp_path / "grid.png", tmp_path / "s.npy"
+    assert run(["sample", trained / "model.keras", "--n", 10, "--out", png], capsys)[0] == 0
+    assert_png(png)
+    assert run(["sample", trained / "model.keras", "--n", 5, "--out", npy, "--seed", 3], capsys)[0] == 0
+    first = np.load(npy)
+    assert first.shape == (5, 8, 8) and np.all(np.isfinite(first))
+    run(["sample", trained / "model.keras", "--n", 5, "--out", npy, "--seed", 3], capsys)
+    np.testing.assert_allclose(np.load(npy), first)  # --seed makes samples reproducible
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temp files left
+
+
+def test_adversarial_model_trains(tmp_path, capsys):
+    out = tmp_path / "aae"
+    code, _, err = run(["train", "--model", "adversarial", *TINY, "--out", out], capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"reconstruction", "discriminator_loss", "generator_loss"} <= set(metrics["test"])
+    assert keras.saving.load_model(out / "model.keras").sample(2).shape == (2, 8, 8)
+
+
+def test_sample_mmd_with_swiss_roll_prior(tmp_path, capsys):
+    out = tmp_path / "swiss"
+    code, _, err = run(["train", "--model", "sample_mmd", "--prior", "swiss_roll", *TINY,
+                        "--out", out], capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["code_mmd2_method"] == "sample" and "codes_near_mode" not in metrics
+    assert_png(out / "latent.png")
+
+
+def test_closed_form_mmd_with_swiss_roll_is_a_usage_error(tmp_path, capsys):
+    code, _, err = run(["train", "--prior", "swiss_roll", "--out", tmp_path / "x"], capsys)
+    assert code == 2 and "sample_mmd" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag, value", [("--prior", "banana"), ("--model", "vae"),
+                                         ("--dataset", "cifar"), ("--strategy", "gpu")])
+def test_unknown_choice_exits_2_naming_the_value(flag, value, capsys):
+    code, _, err = run(["train", flag, value], capsys)
+    assert code == 2
+    assert "invalid choice" in err and repr(value) in err
+
+
+def test_ring_needs_latent_dim_2(tmp_path, capsys):
+    code, _, err = run(["train", "--latent-dim", "3", "--out", tmp_path / "x"], capsys)
+    assert code == 2
+    assert err.startswith("aae-keras: error:") and "--latent-dim 2" in err
+    assert "Traceback" not in err and not (tmp_path / "x").exists()
+
+
+def test_mixture_prior_in_3_dims(tmp_path, capsys):
+    out = tmp_path / "mix3"
+    code, _, err = run(["train", "--prior", "mixture", "--latent-dim", 3, *TINY, "--out", out], capsys)
+    assert code == 0, err
+    assert 0.0 <= json.loads((out / "metrics.json").read_text())["codes_near_mode"] <= 1.0
+
+
+def test_refuses_non_empty_out_dir_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    code, _, err = run(["train", *TINY, "--out", out], capsys)
+    assert code == 2 and "not empty" in err and "--overwrite" in err
+    assert sorted(os.listdir(out)) == ["notes.txt"]
+    assert run(["train", *TINY, "--out", out, "--overwrite"], capsys)[0] == 0
+    assert (out / "notes.txt").read_text() == "keep me" and (out / "model.keras").is_file()
+
+
+def test_missing_data_dir_file_is_named(tmp_path, capsys):
+    data_dir = tmp_path / "fashion"
+    data_dir.mkdir()
+    code, _, err = run(["train", "--dataset", "fashion_mnist", "--data-dir", data_dir,
+                        "--out", tmp_path / "x"], capsys)
+    assert code == 2
+    assert "train-images-idx3-ubyte" in err and "Traceback" not in err
+
+
+def test_missing_model_file(tmp_path, capsys):
+    for command in (["evaluate"], ["sample", "--out", tmp_path / "s.png"]):
+        code, _, err = run([command[0], tmp_path / "nope.keras", *command[1:]], capsys)
+        assert code == 2 and "nope.keras" in err and "does not exist" in err
+
+
+def test_bad_hidden_sizes(capsys):
+    code, _, err = run(["train", "--hidden", "32,x"], capsys)
+    assert code == 2 and "comma-separated positive integers" in err
+
+
+def test_plots_fallbacks(tmp_path):
+    roll = priors.swiss_roll()  # no log_prob: histogram background
+    plots.latent_scatter(np.asarray(roll.sample(50, seed=1)), np.arange(50) % 3, roll, tmp_path / "a.png")
+    plots.latent_scatter(np.random.randn(40, 5), None, priors.gaussian(5), tmp_path / "b.png")
+    plots.sample_grid(np.random.rand(7, 6, 5, 3), tmp_path / "c.png", rows=2)
+    for name in "abc":
+        assert_png(tmp_path / f"{name}.png")
+    with pytest.raises(ValueError, match="shape"):
+        plots.sample_grid(np.zeros((4, 8)), tmp_path / "d.png")
+
+
+def test_installed_console_script_end_to_end(tmp_path):
+    script = shutil.which("aae-keras", path=os.path.dirname(sys.executable)) or shutil.which("aae-keras")
+    assert script, "the aae-keras console script is not installed"
+    result = subprocess.run([script, "train", "--epochs", "1", "--hidden", "16", "--out", "tmp"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    out = tmp_path / "tmp"
+    assert_png(out / "latent.png")
+    assert_png(out / "samples.png")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["args"]["hidden"] == [16] and math.isfinite(metrics["test"]["loss"])
+    assert keras.saving.load_model(out / "model.keras").decode(np.zeros((1, 2))).shape == (1, 8, 8)
