@@ -22,6 +22,7 @@ __all__ = [
     "STRATEGIES",
     "get_strategy",
     "num_replicas",
+    "multi_worker",
     "gather",
     "replica_slice",
     "scale_loss",
@@ -72,6 +73,15 @@ def get_strategy(name="auto", devices=None):
 def num_replicas():
     """Number of replicas training in sync (1 outside any strategy)."""
     return tf.distribute.get_replica_context().num_replicas_in_sync if _in_replica() else 1
+
+
+def multi_worker(strategy=None):
+    """Whether `strategy` (default: the current one) is a MultiWorkerMirroredStrategy over
+    several workers - the case where Keras 3 reduces a train step's logs across workers."""
+    strategy = strategy or tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._in_multi_worker_mode()
+    )
 
 
 def gather(x):

@@ -110,7 +110,6 @@ class AdversarialAutoencoder(LatentAutoencoder):
     def train_step(self, data):
         x = self._features(data)
         step = self.ae_optimizer.iterations
-        bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
 
         with tf.GradientTape() as tape:  # (1) reconstruction
             z = self._codes(x, training=True, seed=self._seed(step, 1))
@@ -120,7 +119,6 @@ class AdversarialAutoencoder(LatentAutoencoder):
         self.ae_optimizer.apply(tape.gradient(scaled, variables), variables)
 
         local = tf.shape(x)[0]
-        ones, zeros = tf.ones([local, 1]), tf.zeros([local, 1])
         for k in range(self.discriminator_steps):  # (2) discriminator
             tag = 8 + 4 * k
             fake = tf.stop_gradient(self._codes(x, training=True, seed=self._seed(step, tag)))
@@ -128,45 +126,46 @@ class AdversarialAutoencoder(LatentAutoencoder):
             with tf.GradientTape() as tape:
                 real_logits = self._discriminate(real, self._seed(step, tag + 2))
                 fake_logits = self._discriminate(fake, self._seed(step, tag + 3))
-                d_loss = tf.reduce_mean(
-                    bce(ones * (1.0 - self.label_smoothing), real_logits) + bce(zeros, fake_logits)
-                )
+                d_loss, accuracy = self._discriminator_loss(real_logits, fake_logits, self.label_smoothing)
                 scaled = distribute.scale_loss(d_loss)
             variables = self.discriminator.trainable_variables
             self.discriminator_optimizer.apply(tape.gradient(scaled, variables), variables)
-        accuracy = 0.5 * tf.reduce_mean(
-            tf.cast(real_logits > 0, tf.float32) + tf.cast(fake_logits < 0, tf.float32)
-        )
 
         with tf.GradientTape() as tape:  # (3) generator
             z = self._codes(x, training=True, seed=self._seed(step, 2))
-            g_loss = tf.reduce_mean(bce(ones, self._discriminate(z, self._seed(step, 3))))
+            g_loss = _bce(1.0, self._discriminate(z, self._seed(step, 3)))
             scaled = distribute.scale_loss(g_loss)
         variables = self.encoder.trainable_variables
         self.generator_optimizer.apply(tape.gradient(scaled, variables), variables)
-        return self._update_metrics(reconstruction, d_loss, accuracy, g_loss)
+        return self._record(
+            reconstruction=reconstruction,
+            discriminator_loss=d_loss,
+            discriminator_accuracy=accuracy,
+            generator_loss=g_loss,
+        )
 
     def test_step(self, data):
         x = self._features(data)
         z = self._codes(x)
         reconstruction = tf.reduce_mean(self.reconstruction_loss(x, self.decoder(z)))
-        local = tf.shape(x)[0]
-        real = self._prior_slice(local, self._seed(self.ae_optimizer.iterations, 5))
-        real_logits, fake_logits = self.discriminator(real), self.discriminator(z)
-        bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
-        d_loss = tf.reduce_mean(bce(tf.ones([local, 1]), real_logits) + bce(tf.zeros([local, 1]), fake_logits))
-        g_loss = tf.reduce_mean(bce(tf.ones([local, 1]), fake_logits))
+        real = self._prior_slice(tf.shape(x)[0], self._seed(self.ae_optimizer.iterations, 5))
+        fake_logits = self.discriminator(z)
+        d_loss, accuracy = self._discriminator_loss(self.discriminator(real), fake_logits)
+        return self._record(
+            reconstruction=reconstruction,
+            discriminator_loss=d_loss,
+            discriminator_accuracy=accuracy,
+            generator_loss=_bce(1.0, fake_logits),
+        )
+
+    @staticmethod
+    def _discriminator_loss(real_logits, fake_logits, label_smoothing=0.0):
+        """Mean cross-entropy (prior samples real, codes fake) and accuracy of the discriminator."""
+        loss = _bce(1.0 - label_smoothing, real_logits) + _bce(0.0, fake_logits)
         accuracy = 0.5 * tf.reduce_mean(
             tf.cast(real_logits > 0, tf.float32) + tf.cast(fake_logits < 0, tf.float32)
         )
-        return self._update_metrics(reconstruction, d_loss, accuracy, g_loss)
-
-    def _update_metrics(self, reconstruction, d_loss, accuracy, g_loss):
-        self.reconstruction_tracker.update_state(reconstruction)
-        self.discriminator_loss_tracker.update_state(d_loss)
-        self.discriminator_accuracy_tracker.update_state(accuracy)
-        self.generator_loss_tracker.update_state(g_loss)
-        return {m.name: m.result() for m in self.metrics}
+        return loss, accuracy
 
     def get_config(self):
         return {
@@ -176,3 +175,10 @@ class AdversarialAutoencoder(LatentAutoencoder):
             "label_smoothing": self.label_smoothing,
             "discriminator_steps": self.discriminator_steps,
         }
+
+
+def _bce(target, logits):
+    """Mean binary cross-entropy of logits against a constant target."""
+    return tf.reduce_mean(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), target), logits=logits)
+    )

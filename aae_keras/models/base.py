@@ -126,6 +126,22 @@ class LatentAutoencoder(keras.Model):
         samples = self.prior.sample(distribute.global_size(local_size), seed=seed)
         return distribute.replica_slice(tf.cast(samples, tf.float32), local_size)
 
+    def _record(self, **values):
+        """Update the metric trackers named by the keywords; return the results for Keras.
+
+        Under a multi-worker strategy Keras 3 reduces a step's outputs with
+        `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars ("Invalid reduction
+        dimension 0 for input with 0 dimensions", tensorflow/tensorflow#72388); shape-[1]
+        results reduce to the scalar mean over replicas.
+        """
+        trackers = {m.name: m for m in self.metrics}
+        for name, value in values.items():
+            trackers[name].update_state(value)
+        results = {m.name: m.result() for m in self.metrics}
+        if distribute.multi_worker():
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
+
     def _check_sizes(self):
         expected = self.latent_dim * (2 if self.posterior == "gaussian" else 1)
         if self.encoder.built:

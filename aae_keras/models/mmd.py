@@ -63,17 +63,12 @@ class MMDAutoencoder(LatentAutoencoder):
             scaled = distribute.scale_loss(loss)
         variables = self.encoder.trainable_variables + self.decoder.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
-        return self._update_metrics(loss, reconstruction, regularizer)
+        return self._record(loss=loss, reconstruction=reconstruction, regularizer=regularizer)
 
     def test_step(self, data):
         reconstruction, regularizer = self._loss_terms(self._features(data), False)
-        return self._update_metrics(reconstruction + self.weight * regularizer, reconstruction, regularizer)
-
-    def _update_metrics(self, loss, reconstruction, regularizer):
-        self.loss_tracker.update_state(loss)
-        self.reconstruction_tracker.update_state(reconstruction)
-        self.regularizer_tracker.update_state(regularizer)
-        return {m.name: m.result() for m in self.metrics}
+        loss = reconstruction + self.weight * regularizer
+        return self._record(loss=loss, reconstruction=reconstruction, regularizer=regularizer)
 
     def get_config(self):
         return {
