@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 _MAX_LADDER = 16
+_MAX_BLOCK_MATRIX = 2**22  # entries; larger diagonal mixtures use an einsum instead
 
 
 def auto_bandwidths(info):
@@ -122,7 +123,9 @@ def rbf_ladder(d2, bandwidths, weights):
     >>> float(rbf_ladder(np.float32(0.0), [1.0, 2.0], [0.5, 0.5]))
     1.0
     """
-    return sum(w * ops.exp(-d2 / (2.0 * s * s)) for s, w in zip(bandwidths, weights))
+    d2 = ops.convert_to_tensor(d2, "float32")
+    scales = np.asarray([-0.5 / (s * s) for s in bandwidths], np.float32)
+    return ops.sum(np.asarray(weights, np.float32) * ops.exp(d2[..., None] * scales), axis=-1)
 
 
 class PriorKernelMean:
@@ -153,15 +156,16 @@ class PriorKernelMean:
         """m_p(z) for a batch z [n, d]; returns [n]."""
         if self.kind == "uniform":
             return self._uniform_mean(z)
+        n = ops.shape(z)[0]
         diff = z[:, None, :] - self.means[None]  # [n, K, d]
-        if self.diagonal:  # [S, K, d] inverse variances
-            quad = ops.einsum("nkd,skd->snk", diff * diff, self.inv_var)
-        else:  # [S, K, d, d] inverse Cholesky factors
-            proj = ops.einsum("nkd,sked->snke", diff, self.inv_chol)
-            quad = ops.sum(proj * proj, axis=-1)
-        logits = self.log_coef[:, None, :] - 0.5 * quad  # [S, n, K]
-        logits = ops.reshape(ops.transpose(logits, (1, 0, 2)), (ops.shape(z)[0], -1))
-        return ops.exp(ops.logsumexp(logits, axis=1))
+        if self.diagonal and self.quad_matrix is not None:  # one matmul, block matrix [K*d, K*S]
+            quad = ops.matmul(ops.reshape(diff * diff, (n, -1)), self.quad_matrix)
+        elif self.diagonal:  # [K, d, S] inverse variances
+            quad = ops.reshape(ops.einsum("nkd,kds->nks", diff * diff, self.inv_var), (n, -1))
+        else:  # [K, S, d, d] inverse Cholesky factors
+            proj = ops.einsum("nkd,kted->nkte", diff, self.inv_chol)
+            quad = ops.reshape(ops.sum(proj * proj, axis=-1), (n, -1))
+        return ops.exp(ops.logsumexp(self.log_coef - 0.5 * quad, axis=1))  # over (k, s)
 
     def _build_mixture(self, pi, mu, cov, s, w):
         d = mu.shape[1]
@@ -169,18 +173,24 @@ class PriorKernelMean:
         variances = np.diagonal(cov, axis1=1, axis2=2)
         self.diagonal = bool(np.allclose(cov, variances[..., None] * np.eye(d)))
         s2 = (s**2)[:, None, None]  # [S, 1, 1]
+        k = len(pi)
         if self.diagonal:
             total = variances[None] + s2  # [S, K, d]
-            self.inv_var = (1.0 / total).astype(np.float32)
+            self.inv_var = (1.0 / total).transpose(1, 2, 0).astype(np.float32)  # [K, d, S]
+            self.quad_matrix = None
+            if k * d * k * len(s) <= _MAX_BLOCK_MATRIX:
+                blocks = np.zeros((k, d, k, len(s)), np.float32)
+                for c in range(k):
+                    blocks[c, :, c, :] = self.inv_var[c]
+                self.quad_matrix = blocks.reshape(k * d, k * len(s))
             half_logdet = 0.5 * np.sum(np.log(total), -1)
         else:
             chol = np.linalg.cholesky(cov[None] + s2[..., None] * np.eye(d))  # [S, K, d, d]
-            self.inv_chol = np.linalg.inv(chol).astype(np.float32)
+            self.inv_chol = np.linalg.inv(chol).transpose(1, 0, 2, 3).astype(np.float32)
             half_logdet = np.sum(np.log(np.diagonal(chol, axis1=2, axis2=3)), -1)
-        # log of w_s pi_k det(I + Sigma_k / s^2)^(-1/2)
-        self.log_coef = (
-            np.log(w)[:, None] + np.log(pi)[None] + d * np.log(s)[:, None] - half_logdet
-        ).astype(np.float32)
+        # log of w_s pi_k det(I + Sigma_k / s^2)^(-1/2), flattened in (k, s) order
+        log_coef = np.log(w)[:, None] + np.log(pi)[None] + d * np.log(s)[:, None] - half_logdet
+        self.log_coef = log_coef.T.reshape(-1).astype(np.float32)
         # E_pp = sum_s w_s sum_{k,l} pi_k pi_l det(I + (S_k+S_l)/s^2)^(-1/2) exp(-D^T(...)^-1 D/2)
         total = 0.0
         for s_j, w_j in zip(s, w):

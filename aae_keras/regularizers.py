@@ -79,13 +79,14 @@ class ClosedFormMMD(LatentRegularizer):
             bandwidths = kernels.auto_bandwidths(info)
         self.bandwidths, self.weights = kernels.check_ladder(bandwidths, weights)
         self.kernel_mean = kernels.PriorKernelMean(info, self.bandwidths, self.weights)
+        self._diagonal = float(sum(self.weights))
 
     def __call__(self, z, seed=None):
         self._check_codes(z)
         z = ops.cast(z, "float32")
         n = ops.cast(ops.shape(z)[0], "float32")
         gram = kernels.rbf_ladder(kernels.pairwise_sq_distances(z), self.bandwidths, self.weights)
-        within = (ops.sum(gram) - ops.trace(gram)) / (n * (n - 1.0))
+        within = (ops.sum(gram) - n * self._diagonal) / (n * (n - 1.0))  # k(z, z) = sum_j w_j
         cross = ops.mean(self.kernel_mean(z))
         return within - 2.0 * cross + self.kernel_mean.self_mean
 
