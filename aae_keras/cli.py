@@ -87,7 +87,7 @@ def build_parser():
     train.add_argument("--weight", type=float, default=100.0,
                        help="weight of the MMD term (MMD models only; default: %(default)s)")
     train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate; for the AAE, of the reconstruction phase (its "
-                       "discriminator and generator use Adam(2e-4, beta_1=0.5)) (default: %(default)s)")
+                       "discriminator and generator use Adam(5e-4, beta_1=0.5)) (default: %(default)s)")
     train.add_argument("--strategy", choices=distribute.STRATEGIES, default="auto",
                        help="tf.distribute strategy (default: %(default)s)")
     train.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")

@@ -22,14 +22,14 @@ def _entropy_floor(x):
 
 @pytest.mark.parametrize(
     "kind,kwargs,floor",
-    [("mmd", {"weight": 100.0}, 0.75), ("adversarial", {}, 0.4)],
+    [("mmd", {"weight": 100.0}, 0.75), ("adversarial", {}, 0.65)],
     ids=["mmd", "adversarial"],
 )
 def test_learns_the_ring_prior_on_digits(digits, kind, kwargs, floor):
     """Codes gather at the prior's modes, the MMD to the prior falls, and images reconstruct.
 
     benchmarks/digits_ring.py measures the same settings over seeds 0-2: 0.84 +- 0.01 of test
-    codes within 1.5 of a mode for the MMD model, 0.54 +- 0.06 for the adversarial one.
+    codes within 1.5 of a mode for the MMD model, 0.79 +- 0.03 for the adversarial one.
     """
     model = tiny_model(kind, RING, hidden=(256, 256), **kwargs)
     reg = regularizers.ClosedFormMMD(RING)

@@ -73,13 +73,13 @@ class AdversarialAutoencoder(LatentAutoencoder):
     def compile(
         self, ae_optimizer=None, discriminator_optimizer=None, generator_optimizer=None, **kwargs
     ):
-        """Three optimizers; defaults Adam(1e-3) for reconstruction, Adam(2e-4, beta_1=0.5) else.
+        """Three optimizers; defaults Adam(1e-3) for reconstruction, Adam(5e-4, beta_1=0.5) else.
 
         `ae_optimizer` is also `model.optimizer`, so learning-rate callbacks act on it.
         """
         self.ae_optimizer = ae_optimizer or keras.optimizers.Adam(1e-3)
-        self.discriminator_optimizer = discriminator_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
-        self.generator_optimizer = generator_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.discriminator_optimizer = discriminator_optimizer or keras.optimizers.Adam(5e-4, beta_1=0.5)
+        self.generator_optimizer = generator_optimizer or keras.optimizers.Adam(5e-4, beta_1=0.5)
         super().compile(optimizer=self.ae_optimizer, **kwargs)
         if self.built:  # build every optimizer now (needed under tf.distribute, and to restore)
             self.ae_optimizer.build(self._autoencoder_variables())
