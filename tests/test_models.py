@@ -43,7 +43,7 @@ def test_learns_the_ring_prior_on_digits(digits, kind, kwargs, floor):
     mean_image = np.broadcast_to(digits.x_train.mean(0), digits.x_test.shape).astype("float32")
     baseline = float(np.mean(model.reconstruction_loss(digits.x_test, mean_image)))
     entropy = _entropy_floor(digits.x_test)
-    assert reconstruction - entropy < 0.6 * (baseline - entropy), (reconstruction, baseline, entropy)
+    assert reconstruction - entropy < 0.7 * (baseline - entropy), (reconstruction, baseline, entropy)
 
 
 @pytest.mark.parametrize(
