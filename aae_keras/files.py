@@ -4,8 +4,14 @@ A reader never sees a half-written file, and a failed write leaves the old file 
 
 Example:
     >>> from aae_keras import files
-    >>> with files.atomic_path("metrics.json") as tmp:
-    ...     open(tmp, "w").write("{}")
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "metrics.json")
+    >>> with files.atomic_path(target) as tmp:
+    ...     with open(tmp, "w") as f:
+    ...         _ = f.write("{}")
+    >>> open(target).read()
+    '{}'
+
 """
 
 import contextlib

@@ -38,6 +38,7 @@ def auto_bandwidths(info):
     the closest pair of means for point masses) until it reaches twice the prior's spread
     R = sqrt(E||y - E y||^2). The ring of 10 (radius 4, std 0.5) gets 0.25, 0.5, ..., 16.
 
+    >>> from aae_keras import priors
     >>> auto_bandwidths(priors.describe(priors.gaussian(8)))[3]
     2.8284271247461903
     """
@@ -108,7 +109,7 @@ def check_ladder(bandwidths, weights):
 def pairwise_sq_distances(x):
     """Squared distances between the rows of x, centred first and clamped at 0.
 
-    >>> ops.convert_to_numpy(pairwise_sq_distances(np.array([[0., 0.], [3., 4.]])))[0, 1]
+    >>> float(pairwise_sq_distances(np.array([[0., 0.], [3., 4.]]))[0, 1])
     25.0
     """
     x = x - ops.mean(x, axis=0, keepdims=True)
@@ -133,6 +134,7 @@ class PriorKernelMean:
 
     Raises `ValueError` if the prior has no closed form (e.g. a swiss roll).
 
+    >>> from aae_keras import priors
     >>> km = PriorKernelMean(priors.describe(priors.gaussian(2)), [1.0], [1.0])
     >>> round(km.self_mean, 4)   # E k(y, y') = (1 + 2/1)^(-2/2)
     0.3333

@@ -2,7 +2,8 @@
 
 Example:
     >>> from aae_keras import models
-    >>> models.MMDAutoencoder, models.AdversarialAutoencoder
+    >>> models.MMDAutoencoder.__name__, models.AdversarialAutoencoder.__name__
+    ('MMDAutoencoder', 'AdversarialAutoencoder')
 """
 
 from aae_keras.models.adversarial import AdversarialAutoencoder
