@@ -129,6 +129,10 @@ def test_bad_options_are_clear():
         tiny_model("adversarial", discriminator_steps=0)
     with pytest.raises(ValueError, match=r"decode expects codes of shape \(n, 2\)"):
         tiny_model("mmd").decode(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"takes examples of shape \(8, 8\), got an array of shape \(3, 28, 28\)"):
+        tiny_model("mmd").encode(np.zeros((3, 28, 28)))
+    with pytest.raises(ValueError, match=r"takes examples of shape \(8, 8\)"):
+        tiny_model("adversarial").fit(np.zeros((30, 64), "float32"), verbose=0)
 
 
 def test_data_helpers_feed_fit():

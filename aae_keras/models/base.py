@@ -53,7 +53,7 @@ class LatentAutoencoder(keras.Model):
     # ----------------------------------------------------------------- user-facing numpy API
     def encode(self, x, batch_size=256):
         """Codes for images x (numpy in, numpy out); the posterior mean for a Gaussian one."""
-        x = np.asarray(x, np.float32)
+        x = self._check_images(np.asarray(x, np.float32))
         codes = self.encoder.predict(x, batch_size=batch_size, verbose=0)
         return codes[:, : self.latent_dim]
 
@@ -75,7 +75,7 @@ class LatentAutoencoder(keras.Model):
     # ------------------------------------------------------------------------ training pieces
     def fit(self, x=None, *args, **kwargs):
         if isinstance(x, np.ndarray):
-            data_lib.check_finite(x)
+            data_lib.check_finite(self._check_images(x))
         try:
             return super().fit(x, *args, **kwargs)
         except tf.errors.InvalidArgumentError as error:
@@ -141,6 +141,16 @@ class LatentAutoencoder(keras.Model):
         if distribute.multi_worker():
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
+
+    def _check_images(self, x):
+        """x itself if its example shape is the encoder's input shape, else a clear error."""
+        expected = tuple(self.encoder.input_shape[1:]) if self.encoder.built else None
+        if expected is not None and tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"This model takes examples of shape {expected}, got an array of shape {x.shape}; "
+                "reshape the data or build the networks for its shape."
+            )
+        return x
 
     def _check_sizes(self):
         expected = self.latent_dim * (2 if self.posterior == "gaussian" else 1)
