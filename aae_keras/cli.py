@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from aae_keras import data, distribute, files, models, networks, plots, priors, regularizers
+from aae_keras import data, distribute, files, metrics, models, networks, plots, priors
 
 __all__ = ["main", "build_parser"]
 
@@ -144,7 +144,7 @@ def train_command(args):
     model.fit(dataset.x_train, epochs=epochs, batch_size=args.batch_size, shuffle=True, verbose=verbose)
     fit_seconds = time.perf_counter() - fit_start
 
-    metrics = {
+    results = {
         "train": _evaluate(model, dataset.x_train, args.batch_size),
         "test": _evaluate(model, dataset.x_test, args.batch_size),
         **code_metrics(model, dataset.x_test),
@@ -160,17 +160,17 @@ def train_command(args):
         print("latent.png skipped: the latent space is 1-D.")
     plots.sample_grid(model.sample(NUM_SAMPLES, seed=_stateless_seed(args.seed)),
                       os.path.join(out, "samples.png"), rows=math.isqrt(NUM_SAMPLES))
-    metrics["seconds"] = time.perf_counter() - start
-    metrics["args"] = {k: v for k, v in vars(args).items() if k != "command"}
+    results["seconds"] = time.perf_counter() - start
+    results["args"] = {k: v for k, v in vars(args).items() if k != "command"}
     with files.atomic_path(os.path.join(out, "metrics.json")) as tmp:
-        _write_json(metrics, tmp)
-    print(json.dumps({k: metrics[k] for k in ("test", "code_mmd2", "codes_near_mode", "seconds")
-                      if k in metrics}, indent=2))
+        _write_json(results, tmp)
+    print(json.dumps({k: results[k] for k in ("test", "code_mmd2", "codes_near_mode", "seconds")
+                      if k in results}, indent=2))
     print(f"Wrote model.keras, metrics.json, latent.png and samples.png to {out}")
 
 
 def evaluate_command(args):
-    """`aae-keras evaluate MODEL`: print test-split metrics and the codes' MMD as JSON."""
+    """`aae-keras evaluate MODEL`: print test-split results and the codes' MMD as JSON."""
     model = load_model(args.model)
     name, data_dir = args.dataset, args.data_dir
     if name is None:  # the dataset the model was trained on, if train wrote metrics.json
@@ -182,9 +182,9 @@ def evaluate_command(args):
             f"the model takes images of shape {expected} but {name!r} has images of shape "
             f"{tuple(x_test.shape[1:])}; pass the --dataset the model was trained on."
         )
-    metrics = {"model": args.model, "dataset": name,
+    results = {"model": args.model, "dataset": name,
                "test": _evaluate(model, x_test, 100), **code_metrics(model, x_test)}
-    print(json.dumps(metrics, indent=2))
+    print(json.dumps(results, indent=2))
 
 
 def sample_command(args):
@@ -248,17 +248,12 @@ def code_metrics(model, x):
     `codes_near_mode` is the fraction of codes within MODE_RADIUS of their nearest mean.
     """
     codes = model.encode(x)
+    value, method = metrics.mmd_to_prior(codes, model.prior, max_codes=MMD_BATCH)
+    result = {"code_mmd2": value, "code_mmd2_method": method}
     info = priors.describe(model.prior)
-    if info["kind"] in ("mixture", "uniform", "categorical"):
-        method, regularizer = "closed_form", regularizers.ClosedFormMMD(model.prior)
-    else:
-        method, regularizer = "sample", regularizers.SampleMMD(model.prior, seed=0)
-    subset = codes[np.random.default_rng(0).permutation(len(codes))[:MMD_BATCH]]
-    metrics = {"code_mmd2": float(regularizer(subset)), "code_mmd2_method": method}
     if info["kind"] == "mixture" and len(info["weights"]) > 1:
-        distances = np.linalg.norm(codes[:, None, :] - info["means"][None], axis=-1).min(axis=1)
-        metrics["codes_near_mode"] = float(np.mean(distances < MODE_RADIUS))
-    return metrics
+        result["codes_near_mode"] = metrics.near_mode_fraction(codes, model.prior, MODE_RADIUS)
+    return result
 
 
 # ---------------------------------------------------------------------------------- helpers

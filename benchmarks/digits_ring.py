@@ -22,23 +22,21 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import tiny_model  # noqa: E402
 
-from aae_keras import data, priors, regularizers  # noqa: E402
+from aae_keras import data, metrics, priors, regularizers  # noqa: E402
 
 SETTINGS = {"mmd": {"weight": 100.0}, "adversarial": {}}
 
 
 def run(kind, seed, epochs, digits, ring):
     reg = regularizers.ClosedFormMMD(ring)
-    means = priors.describe(ring)["means"]
     model = tiny_model(kind, ring, hidden=(256, 256), seed=seed, **SETTINGS[kind])
     before = float(reg(model.encode(digits.x_test)))
     start = time.perf_counter()
     model.fit(digits.x_train, epochs=epochs, batch_size=100, verbose=0)
     seconds = time.perf_counter() - start
     codes = model.encode(digits.x_test)
-    nearest = np.sqrt(((codes[:, None] - means[None]) ** 2).sum(-1)).min(1)
     return {
-        "near_mode_fraction": float(np.mean(nearest < 1.5)),
+        "near_mode_fraction": metrics.near_mode_fraction(codes, ring),
         "mmd2_before": before,
         "mmd2_after": float(reg(codes)),
         "reconstruction": model.evaluate(digits.x_test, verbose=0, return_dict=True)["reconstruction"],

@@ -4,14 +4,9 @@ import pytest
 import tensorflow as tf
 from conftest import tiny_model
 
-from aae_keras import data, models, networks, priors, regularizers
+from aae_keras import data, metrics, models, networks, priors, regularizers
 
 RING = priors.gaussian_mixture(10, 2)
-
-
-def _near_mode_fraction(codes, prior, radius=1.5):
-    means = priors.describe(prior)["means"]
-    return float(np.mean(np.sqrt(((codes[:, None] - means[None]) ** 2).sum(-1)).min(1) < radius))
 
 
 def _entropy_floor(x):
@@ -38,7 +33,7 @@ def test_learns_the_ring_prior_on_digits(digits, kind, kwargs, floor):
     codes = model.encode(digits.x_test)
     after = float(reg(codes))
     assert after < 0.1 * before, (before, after)
-    assert _near_mode_fraction(codes, RING) > floor
+    assert metrics.near_mode_fraction(codes, RING) > floor
     reconstruction = model.evaluate(digits.x_test, verbose=0, return_dict=True)["reconstruction"]
     mean_image = np.broadcast_to(digits.x_train.mean(0), digits.x_test.shape).astype("float32")
     baseline = float(np.mean(model.reconstruction_loss(digits.x_test, mean_image)))
