@@ -121,7 +121,7 @@ class SampleMMD(LatentRegularizer):
         info = priors.describe(self.prior)
         if info["kind"] in ("mixture", "uniform", "categorical") and self.kernel == "rbf":
             return kernels.auto_bandwidths(info)
-        samples = np.asarray(self.prior.sample(10000, seed=1234), np.float64)
+        samples = np.asarray(self.prior.sample(10000, seed=(self.seed, 1234)), np.float64)
         variance = float(np.mean(np.var(samples, axis=0)))
         if self.kernel == "imq":
             return [2.0 * self.dim * variance * c for c in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)]
