@@ -8,6 +8,8 @@ Example:
     $ aae-keras train                                  # default model, about 20 s on 2 cores
     $ aae-keras train --model adversarial --prior swiss_roll --epochs 50
     $ aae-keras train --dataset fashion_mnist --data-dir DIR --prior mixture --latent-dim 8
+    $ aae-keras train --model semi_supervised --labels 100 --regularizer adversarial
+    $ aae-keras train --model clustering --clusters 16
     $ aae-keras evaluate aae_runs/mmd_ring_digits/model.keras
     $ aae-keras sample aae_runs/mmd_ring_digits/model.keras --n 64 --out samples.png
 """
@@ -25,9 +27,17 @@ import tensorflow as tf
 
 from aae_keras import data, distribute, files, metrics, models, networks, plots, priors
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 MODELS = ("mmd", "sample_mmd", "imq_mmd", "adversarial")
+VARIANTS = {  # --model -> (class, default --prior)
+    "label_conditioned": (models.LabelConditionedAutoencoder, "ring"),
+    "supervised": (models.SupervisedAutoencoder, "gaussian"),
+    "semi_supervised": (models.SemiSupervisedAutoencoder, "gaussian"),
+    "clustering": (models.ClusteringAutoencoder, "gaussian"),
+    "dim_reduction": (models.DimReductionAutoencoder, "gaussian"),
+}
+DEFAULT_CLUSTERS = {"clustering": 16, "dim_reduction": 20}
 PRIORS = ("ring", "gaussian", "mixture", "uniform", "swiss_roll")
 TWO_D_PRIORS = ("ring", "swiss_roll")
 NETWORKS = ("mlp", "conv")
@@ -68,13 +78,26 @@ def build_parser():
         "on digits with the ring-of-10 prior.",
     )
     train.set_defaults(command=train_command)
-    train.add_argument("--model", choices=MODELS, default="mmd",
+    train.add_argument("--model", choices=MODELS + tuple(VARIANTS), default="mmd",
                        help="mmd: closed-form MMD; sample_mmd / imq_mmd: MMD against prior samples "
-                       "(RBF / inverse multiquadric kernel); adversarial: AAE (default: %(default)s)")
-    train.add_argument("--prior", choices=PRIORS, default="ring",
+                       "(RBF / inverse multiquadric kernel); adversarial: AAE; the paper's variants "
+                       f"{', '.join(VARIANTS)} take --regularizer (default: %(default)s)")
+    train.add_argument("--regularizer", choices=("mmd", "adversarial"), default=None,
+                       help="latent matching of the paper's variants: closed-form MMD or a "
+                       "discriminator (default: mmd)")
+    train.add_argument("--labels", type=_positive_int, default=None,
+                       help="keep N training labels (balanced over classes), the rest unlabeled: "
+                       "semi_supervised, label_conditioned, dim_reduction (default: all labels; "
+                       "none for dim_reduction)")
+    train.add_argument("--clusters", type=_positive_int, default=None,
+                       help="number of clusters: clustering (default 16), dim_reduction (default 20, "
+                       "or the number of classes with --labels)")
+    train.add_argument("--prior", choices=PRIORS, default=None,
                        help="ring: 10 Gaussians on a circle of radius 4 (2-D only); mixture: 10 "
                        "Gaussians in --latent-dim dimensions; gaussian: N(0, I); uniform: [-1, 1]^d; "
-                       "swiss_roll: 2-D only, sample-based (default: %(default)s)")
+                       "swiss_roll: 2-D only, sample-based; for supervised, semi_supervised, "
+                       "clustering and dim_reduction it is the style prior (default: ring, or "
+                       "gaussian for those four)")
     _add_data_arguments(train, default="digits")
     train.add_argument("--latent-dim", type=_positive_int, default=2, help="(default: %(default)s)")
     train.add_argument("--epochs", type=_positive_int, default=None,
@@ -123,50 +146,49 @@ def build_parser():
 def train_command(args):
     """`aae-keras train`: train, evaluate, and write the four outputs into the run directory."""
     start = time.perf_counter()
+    _check_variant_arguments(args)
     prior = make_prior(args.prior, args.latent_dim)
     if args.model == "mmd" and priors.describe(prior)["kind"] == "swiss_roll":
         raise UsageError(
             "--model mmd uses the closed-form MMD, which the swiss roll prior does not have; "
             "use --model sample_mmd, imq_mmd or adversarial."
         )
-    out = args.out or os.path.join("aae_runs", f"{args.model}_{args.prior}_{args.dataset}")
-    _prepare_out_dir(out, args.overwrite)
+    setting = args.regularizer if args.model in VARIANTS else args.prior
+    out = args.out or os.path.join("aae_runs", f"{args.model}_{setting}_{args.dataset}")
     dataset = data.load(args.dataset, data_dir=args.data_dir)
+    labels = training_labels(args, dataset)
+    _prepare_out_dir(out, args.overwrite)
     epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
 
     keras.utils.set_random_seed(args.seed)
     with distribute.get_strategy(args.strategy).scope():
-        model = make_model(args, dataset.image_shape, prior)
+        model = make_model(args, dataset.image_shape, prior, dataset.num_classes)
     print(f"Training {args.model} autoencoder with the {args.prior} prior on {args.dataset} "
           f"({len(dataset.x_train)} images, {epochs} epochs) -> {out}")
     fit_start = time.perf_counter()
-    model.fit(dataset.x_train, epochs=epochs, batch_size=args.batch_size, shuffle=True, verbose=verbose)
+    model.fit(dataset.x_train, labels, epochs=epochs, batch_size=args.batch_size, shuffle=True, verbose=verbose)
     fit_seconds = time.perf_counter() - fit_start
 
+    evaluation_labels = {"train": labels if model.labels == "required" else None,
+                         "test": dataset.y_test if model.labels == "required" else None}
     results = {
-        "train": _evaluate(model, dataset.x_train, args.batch_size),
-        "test": _evaluate(model, dataset.x_test, args.batch_size),
-        **code_metrics(model, dataset.x_test),
+        "train": _evaluate(model, dataset.x_train, evaluation_labels["train"], args.batch_size),
+        "test": _evaluate(model, dataset.x_test, evaluation_labels["test"], args.batch_size),
+        **code_metrics(model, dataset.x_test, dataset.y_test),
         "epochs": epochs,
         "fit_seconds": fit_seconds,
     }
     with files.atomic_path(os.path.join(out, "model.keras")) as tmp:
         model.save(tmp)
-    if model.latent_dim >= 2:
-        plots.latent_scatter(model.encode(dataset.x_test), dataset.y_test, prior,
-                             os.path.join(out, "latent.png"))
-    else:
-        print("latent.png skipped: the latent space is 1-D.")
-    plots.sample_grid(model.sample(NUM_SAMPLES, seed=_stateless_seed(args.seed)),
-                      os.path.join(out, "samples.png"), rows=math.isqrt(NUM_SAMPLES))
+    written = ["model.keras", "metrics.json", *write_plots(model, dataset, out, args.seed)]
     results["seconds"] = time.perf_counter() - start
     results["args"] = {k: v for k, v in vars(args).items() if k != "command"}
     with files.atomic_path(os.path.join(out, "metrics.json")) as tmp:
         _write_json(results, tmp)
-    print(json.dumps({k: results[k] for k in ("test", "code_mmd2", "codes_near_mode", "seconds")
-                      if k in results}, indent=2))
-    print(f"Wrote model.keras, metrics.json, latent.png and samples.png to {out}")
+    shown = ("test", "code_mmd2", "codes_near_mode", *TASK_METRICS, "seconds")
+    print(json.dumps({k: results[k] for k in shown if k in results}, indent=2))
+    print(f"Wrote {', '.join(written)} to {out}")
 
 
 def evaluate_command(args):
@@ -175,7 +197,7 @@ def evaluate_command(args):
     name, data_dir = args.dataset, args.data_dir
     if name is None:  # the dataset the model was trained on, if train wrote metrics.json
         name, data_dir = _training_dataset(args.model, data_dir)
-    x_test, _ = data.load(name, data_dir=data_dir, split="test")
+    x_test, y_test = data.load(name, data_dir=data_dir, split="test")
     expected = tuple(model.encoder.input_shape[1:])
     if tuple(x_test.shape[1:]) != expected:
         raise UsageError(
@@ -183,7 +205,8 @@ def evaluate_command(args):
             f"{tuple(x_test.shape[1:])}; pass the --dataset the model was trained on."
         )
     results = {"model": args.model, "dataset": name,
-               "test": _evaluate(model, x_test, 100), **code_metrics(model, x_test)}
+               "test": _evaluate(model, x_test, y_test if getattr(model, "labels", None) == "required" else None, 100),
+               **code_metrics(model, x_test, y_test)}
     print(json.dumps(results, indent=2))
 
 
@@ -217,8 +240,18 @@ def make_prior(name, latent_dim):
     return makers[name]()
 
 
-def make_model(args, image_shape, prior):
+def make_model(args, image_shape, prior, num_classes=10):
     """Build and compile the model the train arguments describe (call inside strategy.scope())."""
+    if args.model in VARIANTS:
+        unlabeled = args.model in DEFAULT_CLUSTERS and not args.labels
+        count = args.clusters or (DEFAULT_CLUSTERS[args.model] if unlabeled else num_classes)
+        kwargs = {"semi_supervised": True} if args.model == "dim_reduction" and args.labels else {}
+        model = VARIANTS[args.model][0].create(
+            image_shape, prior, count, network=args.network, hidden=args.hidden, regularizer=args.regularizer,
+            weight=args.weight, discriminator_hidden=args.hidden, seed=args.seed, **kwargs,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(args.lr))
+        return model
     encoder, decoder, discriminator = networks.build(
         args.network, image_shape, args.latent_dim, hidden=args.hidden
     )
@@ -240,31 +273,118 @@ def load_model(path):
     return keras.saving.load_model(path)
 
 
-def code_metrics(model, x):
-    """How well the codes of x match the prior: MMD^2 and, for mixtures, the share on a mode.
+TASK_METRICS = ("classification_error", "cluster_accuracy", "nmi", "codes_on_class_component")
 
-    `code_mmd2` is the closed-form MMD^2 when the prior has one, else the sample-based
-    estimate (`code_mmd2_method` says which); both use up to MMD_BATCH codes.
-    `codes_near_mode` is the fraction of codes within MODE_RADIUS of their nearest mean.
+
+def code_metrics(model, x, y=None):
+    """How well the codes of x match the prior, and the variant's task metrics on labels y.
+
+    `code_mmd2` is the closed-form MMD^2 of the codes (the style, for the variants) when
+    the prior has one, else the sample-based estimate (`code_mmd2_method` says which); both
+    use up to MMD_BATCH codes. `codes_near_mode` is the fraction of codes within MODE_RADIUS
+    of their nearest mean. With labels: `classification_error` (semi-supervised),
+    `cluster_accuracy` and `nmi` (clustering, dim_reduction), `codes_on_class_component`
+    (label-conditioned: codes nearest to their class's component).
     """
-    codes = model.encode(x)
-    value, method = metrics.mmd_to_prior(codes, model.prior, max_codes=MMD_BATCH)
-    result = {"code_mmd2": value, "code_mmd2_method": method}
-    info = priors.describe(model.prior)
-    if info["kind"] == "mixture" and len(info["weights"]) > 1:
-        result["codes_near_mode"] = metrics.near_mode_fraction(codes, model.prior, MODE_RADIUS)
+    result = {}
+    if not isinstance(model, models.DimReductionAutoencoder):  # its encode() is the map, not z
+        codes = model.encode(x)
+        value, method = metrics.mmd_to_prior(codes, model.prior, max_codes=MMD_BATCH)
+        result = {"code_mmd2": value, "code_mmd2_method": method}
+        info = priors.describe(model.prior)
+        if info["kind"] == "mixture" and len(info["weights"]) > 1:
+            result["codes_near_mode"] = metrics.near_mode_fraction(codes, model.prior, MODE_RADIUS)
+    if y is None:
+        return result
+    if isinstance(model, models.LabelConditionedAutoencoder):
+        means = priors.describe(model.prior)["means"]
+        nearest = np.argmin(np.linalg.norm(codes[:, None] - means[None], axis=-1), axis=1)
+        result["codes_on_class_component"] = float(np.mean(nearest == y))
+    if hasattr(model, "cluster"):
+        assignments = model.cluster(x)
+        result["cluster_accuracy"] = metrics.cluster_accuracy(y, assignments)
+        result["nmi"] = metrics.nmi(y, assignments)
+    elif hasattr(model, "classify"):
+        result["classification_error"] = metrics.classification_error(y, model.classify(x))
     return result
 
 
+def training_labels(args, dataset):
+    """The labels fit gets: all, --labels N of them (the rest -1), or None."""
+    uses = {"supervised": "all", "semi_supervised": "all", "label_conditioned": "all"}.get(args.model)
+    if args.model == "dim_reduction" and args.labels:
+        uses = "all"
+    if uses is None:
+        return None
+    if args.labels is None:
+        return dataset.y_train
+    if args.labels > len(dataset.y_train):
+        raise UsageError(
+            f"--labels {args.labels} is more than the {len(dataset.y_train)} training examples of "
+            f"{dataset.name}; choose at most that."
+        )
+    return data.keep_labels(dataset.y_train, args.labels, seed=args.seed)
+
+
+def write_plots(model, dataset, out, seed):
+    """The run's figures; returns their file names.
+
+    latent.png: test codes (the 2-D map for dim_reduction) over the prior, coloured by label;
+    samples.png: decoded prior samples; style_grid.png (supervised, semi-supervised): one
+    style per row, one class per column; clusters.png: test images of each cluster per row.
+    """
+    written = []
+    codes = model.encode(dataset.x_test)
+    if codes.shape[1] >= 2:
+        plots.latent_scatter(codes, dataset.y_test, model.prior, os.path.join(out, "latent.png"))
+        written.append("latent.png")
+    else:
+        print("latent.png skipped: the latent space is 1-D.")
+    plots.sample_grid(model.sample(NUM_SAMPLES, seed=_stateless_seed(seed)),
+                      os.path.join(out, "samples.png"), rows=math.isqrt(NUM_SAMPLES))
+    written.append("samples.png")
+    if hasattr(model, "style_grid"):
+        plots.sample_grid(model.style_grid(styles=10, seed=seed), os.path.join(out, "style_grid.png"), rows=10)
+        written.append("style_grid.png")
+    if hasattr(model, "cluster"):
+        plots.cluster_grid(dataset.x_test, model.cluster(dataset.x_test), os.path.join(out, "clusters.png"),
+                           num_clusters=model.num_classes)
+        written.append("clusters.png")
+    return written
+
+
 # ---------------------------------------------------------------------------------- helpers
-def _evaluate(model, x, batch_size):
-    results = model.evaluate(x, batch_size=batch_size, verbose=0, return_dict=True)
+def _evaluate(model, x, y, batch_size):
+    results = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
     return {name: _finite_or_none(value) for name, value in results.items()}
 
 
 def _finite_or_none(value):
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _check_variant_arguments(args):
+    """Fill in per-model defaults and reject flags that do not apply (UsageError)."""
+    variant = args.model in VARIANTS
+    if not variant and (args.regularizer or args.labels or args.clusters):
+        raise UsageError(
+            f"--regularizer, --labels and --clusters apply to the paper's variants ({', '.join(VARIANTS)}); "
+            "for the core models pick the regularizer with --model."
+        )
+    if args.clusters and args.model not in DEFAULT_CLUSTERS:
+        raise UsageError(f"--clusters applies to {' and '.join(DEFAULT_CLUSTERS)}, not {args.model}.")
+    if args.labels and args.model in ("supervised", "clustering"):
+        raise UsageError(
+            f"--labels does not apply to {args.model}: supervised uses every label and clustering none; "
+            "use --model semi_supervised."
+        )
+    args.regularizer = args.regularizer or ("mmd" if variant else None)
+    args.prior = args.prior or (VARIANTS[args.model][1] if variant else "ring")
+    if args.model == "label_conditioned" and args.prior not in ("ring", "mixture"):
+        raise UsageError("--model label_conditioned needs a mixture prior: --prior ring or mixture.")
+    if variant and args.prior == "swiss_roll" and args.regularizer == "mmd":
+        raise UsageError("the swiss roll prior has no closed-form MMD; use --regularizer adversarial.")
 
 
 def _stateless_seed(seed):

@@ -20,7 +20,16 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Dataset", "load", "from_arrays", "make_pipeline", "check_finite", "KNOWN_DATASETS"]
+__all__ = [
+    "KNOWN_DATASETS",
+    "Dataset",
+    "check_finite",
+    "from_arrays",
+    "keep_labels",
+    "labeled_batches",
+    "load",
+    "make_pipeline",
+]
 
 KNOWN_DATASETS = ("digits", "mnist", "fashion_mnist")
 
@@ -130,6 +139,60 @@ def make_pipeline(x, y=None, batch_size=100, shuffle=True, seed=0, drop_remainde
     if repeat:
         ds = ds.repeat()
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def keep_labels(y, num_labeled, seed=0):
+    """A copy of labels `y` with all but `num_labeled` of them set to -1 (unlabeled).
+
+    The kept labels are balanced over the classes (the paper's 100 labels are 10 per class
+    of MNIST); the choice within each class is random with `seed`.
+
+    >>> y = keep_labels(np.repeat(np.arange(10), 50), 20)
+    >>> int((y >= 0).sum()), np.bincount(y[y >= 0]).tolist()
+    (20, [2, 2, 2, 2, 2, 2, 2, 2, 2, 2])
+    """
+    y = _labels(y, len(np.asarray(y)), "labels")
+    classes = np.unique(y[y >= 0])
+    if not 0 < num_labeled <= int((y >= 0).sum()):
+        raise ValueError(
+            f"Cannot keep {num_labeled} labels: the data has {int((y >= 0).sum())} labeled "
+            "examples; ask for a number between 1 and that."
+        )
+    rng = np.random.default_rng(seed)
+    labeled = rng.permutation(np.flatnonzero(y >= 0))
+    rank = np.zeros(len(labeled))  # position of each example within its class, in random order
+    for c in classes:
+        members = y[labeled] == c
+        rank[members] = np.arange(members.sum())
+    chosen = labeled[np.argsort(rank + rng.uniform(0, 0.5, len(labeled)), kind="stable")[:num_labeled]]
+    kept = np.full_like(y, -1)
+    kept[chosen] = y[chosen]
+    return kept
+
+
+def labeled_batches(x, y, batch_size=100, labeled_batch_size=None, seed=0):
+    """Batches for semi-supervised training: `batch_size` examples of (x, y), then
+    `labeled_batch_size` examples drawn from the labeled ones (y >= 0), so every batch holds
+    labels even when only a few examples have them. One epoch covers x once.
+
+    `labeled_batch_size` defaults to min(batch_size, number of labeled examples).
+
+    >>> ds = labeled_batches(np.zeros((50, 4)), np.r_[[0, 1], np.full(48, -1)], 20)
+    >>> [(tuple(b.shape), int(np.sum(l >= 0))) for b, l in ds.take(1)]   # 20 + the 2 labeled
+    [((22, 4), 2)]
+    """
+    x = _validated(x, "training data").astype(np.float32)
+    y = _labels(y, len(x), "training data")
+    labeled = np.flatnonzero(y >= 0)
+    if len(labeled) == 0:
+        raise ValueError("labeled_batches needs some labels >= 0; all labels are -1 (unlabeled).")
+    labeled_batch_size = labeled_batch_size or min(batch_size, len(labeled))
+    full = make_pipeline(x, y, batch_size, seed=seed, drop_remainder=False)
+    extra = make_pipeline(x[labeled], y[labeled], min(labeled_batch_size, len(labeled)), seed=seed + 1,
+                          repeat=True)
+    return tf.data.Dataset.zip(full, extra).map(
+        lambda a, b: (tf.concat([a[0], b[0]], 0), tf.concat([a[1], b[1]], 0))
+    ).prefetch(tf.data.AUTOTUNE)
 
 
 def _validated(x, what):

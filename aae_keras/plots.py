@@ -1,6 +1,6 @@
-"""Figures: latent codes over the prior, and grids of images (matplotlib, Agg, no pyplot).
+"""Figures: latent codes over the prior, grids of images, cluster exemplars (matplotlib, Agg).
 
-Both functions draw on a standalone Agg figure (no global pyplot state, safe in notebooks
+The functions draw on a standalone Agg figure (no global pyplot state, safe in notebooks
 and threads) and write atomically: to a temporary file in the target directory, then
 `os.replace`, so a reader never sees a half-written image. The format follows the suffix
 (.png, .pdf, .svg, ...).
@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from aae_keras import files
 
-__all__ = ["latent_scatter", "sample_grid"]
+__all__ = ["cluster_grid", "latent_scatter", "sample_grid"]
 
 _GRID_POINTS = 200  # density grid resolution per axis
 _HIST_SAMPLES = 20000  # prior samples for the histogram fallback
@@ -120,6 +120,24 @@ def sample_grid(images, path, rows=None):
     ax.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
     _save(fig, path, dpi=max(100, math.ceil((height + pad) / cell)))
+
+
+def cluster_grid(images, assignments, path, num_clusters=None, per_cluster=10):
+    """Write cluster exemplars: row k shows up to `per_cluster` images assigned to cluster k.
+
+    Clusters with fewer members leave blank (mid-grey) cells.
+
+    >>> cluster_grid(np.random.rand(30, 8, 8), np.arange(30) % 3, "clusters.png")   # 3 rows
+    """
+    images, assignments = np.asarray(images, np.float64), np.asarray(assignments)
+    if len(images) != len(assignments):
+        raise ValueError(f"Need one cluster per image, got {len(assignments)} for {len(images)} images.")
+    num_clusters = int(num_clusters or assignments.max() + 1)
+    cells = np.full((num_clusters, per_cluster) + images.shape[1:], 0.5)
+    for k in range(num_clusters):
+        members = images[assignments == k][:per_cluster]
+        cells[k, : len(members)] = members
+    sample_grid(cells.reshape((-1,) + images.shape[1:]), path, rows=num_clusters)
 
 
 def _limits(xy, samples):

@@ -20,17 +20,18 @@ tfd = tfp.distributions
 tfb = tfp.bijectors
 
 __all__ = [
+    "categorical",
+    "component",
+    "describe",
+    "event_size",
+    "from_config",
+    "from_description",
     "gaussian",
     "gaussian_mixture",
-    "uniform",
-    "swiss_roll",
-    "categorical",
-    "event_size",
-    "describe",
-    "from_description",
     "mixture_means",
+    "swiss_roll",
     "to_config",
-    "from_config",
+    "uniform",
 ]
 
 
@@ -243,6 +244,19 @@ def describe(prior):
         b = prior.bijector
         return {"kind": "swiss_roll", "dim": dim, "turns": b.turns, "radius": b.radius, "noise": b.noise}
     return {"kind": "sample_only", "dim": dim}
+
+
+def component(info, k):
+    """The description of component k of a described Gaussian mixture, as a one-component one.
+
+    >>> component(describe(gaussian_mixture(10, 2)), 0)["means"].round(3).tolist()
+    [[4.0, 0.0]]
+    """
+    if info["kind"] != "mixture" or not 0 <= k < len(info["weights"]):
+        raise ValueError(f"No component {k} in a prior of kind {info['kind']!r}.")
+    spread = "covariances" if "covariances" in info else "variances"
+    return {"kind": "mixture", "dim": info["dim"], "weights": np.ones(1),
+            "means": np.asarray(info["means"])[k : k + 1], spread: np.asarray(info[spread])[k : k + 1]}
 
 
 def from_description(info):

@@ -4,10 +4,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import pytest
 
-from aae_keras import data, models, networks, priors  # noqa: E402
+from aae_keras import data, models, networks, priors
 
 
 def pytest_addoption(parser):
@@ -42,3 +42,31 @@ def tiny_model(kind="mmd", prior=None, image_shape=(8, 8), hidden=(32,), seed=0,
         model = models.AdversarialAutoencoder(encoder, decoder, discriminator, prior, **kwargs)
         model.compile()
     return model
+
+
+VARIANTS = {  # name -> (model class, style prior, number of classes or clusters)
+    "label_conditioned": (models.LabelConditionedAutoencoder, priors.gaussian_mixture(10, 2), 10),
+    "supervised": (models.SupervisedAutoencoder, priors.gaussian(2), 10),
+    "semi_supervised": (models.SemiSupervisedAutoencoder, priors.gaussian(3), 10),
+    "clustering": (models.ClusteringAutoencoder, priors.gaussian(3), 16),
+    "dim_reduction": (models.DimReductionAutoencoder, priors.gaussian(2), 10),
+}
+
+
+def tiny_variant(name, regularizer="mmd", image_shape=(8, 8), hidden=(32,), seed=0, **kwargs):
+    """A small compiled model of the paper's family, with either regularizer."""
+    keras.utils.set_random_seed(seed)
+    cls, prior, count = VARIANTS[name]
+    model = cls.create(image_shape, prior, count, hidden=hidden, regularizer=regularizer,
+                       discriminator_hidden=(32,), seed=seed, **kwargs)
+    model.compile()
+    return model
+
+
+def variant_labels(name, y, labeled_fraction=0.5, seed=0):
+    """The labels a variant trains on: all, a labeled fraction (rest -1), or None."""
+    if name in ("clustering", "dim_reduction"):
+        return None
+    if name == "supervised" or labeled_fraction >= 1:
+        return y
+    return data.keep_labels(y, max(1, int(labeled_fraction * len(y))), seed=seed)

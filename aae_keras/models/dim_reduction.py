@@ -1,0 +1,86 @@
+"""DimReductionAutoencoder (paper section 7): clusters and style in one low-dimensional map.
+
+The encoder outputs K cluster logits (softmax y) and a style z of d dims (d = 2 for a plot);
+the representation is y W + z, where the rows of W are learned cluster heads, and the decoder
+reconstructs from it. y is matched to a categorical prior, z to the style prior, and the
+paper's penalty sum_{i<j} max(0, eta - ||W_i - W_j||) keeps the heads at least eta apart.
+With `semi_supervised=True` the labeled examples (label >= 0) also train q(y | x).
+
+Example:
+    >>> from aae_keras import data, models, priors
+    >>> x, y = data.load("digits", split="train")
+    >>> model = models.DimReductionAutoencoder.create(x.shape[1:], priors.gaussian(2), 10, hidden=(64,))
+    >>> model.compile()
+    >>> history = model.fit(x, epochs=1, batch_size=100, verbose=0)
+    >>> model.encode(x[:3]).shape    # the 2-D map
+    (3, 2)
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aae_keras.models.matched import MatchedAutoencoder
+from aae_keras.models.semi_supervised import CategoricalEncoding
+
+__all__ = ["DimReductionAutoencoder"]
+
+
+@keras.saving.register_keras_serializable(package="aae_keras")
+class DimReductionAutoencoder(CategoricalEncoding, MatchedAutoencoder):
+    """`encode(x)` is the map y W + z; `cluster(x)` the cluster; `heads` the K x d matrix W.
+
+    head_distance: eta, the smallest distance between two heads that costs nothing.
+    """
+
+    count_name = "num_clusters"
+    penalties = ("head_penalty",)
+
+    def __init__(self, encoder, decoder, prior, num_clusters=20, head_distance=6.0, semi_supervised=False, **kwargs):
+        self.classifies = bool(semi_supervised)
+        super().__init__(encoder, decoder, prior, num_classes=num_clusters, **kwargs)
+        if not head_distance > 0:
+            raise ValueError(f"head_distance must be positive, got {head_distance!r}.")
+        self.head_distance = float(head_distance)
+        self.heads = self.add_weight(
+            shape=(self.num_classes, self.latent_dim),
+            initializer=keras.initializers.RandomNormal(stddev=self.head_distance, seed=self.seed),
+            name="heads",
+        )
+
+    @property
+    def labels(self):
+        return "optional" if self.classifies else "none"
+
+    @classmethod
+    def _network_sizes(cls, num_classes, dim):
+        return num_classes + dim, dim
+
+    def _parts(self, x, training=False):
+        parts = super()._parts(x, training)
+        parts["representation"] = tf.matmul(parts["y"], self.heads) + parts["z"]
+        return parts
+
+    def _decoder_input(self, parts, labels):
+        return parts["representation"]
+
+    def _penalties(self, parts):
+        gaps = tf.norm(self.heads[:, None, :] - self.heads[None, :, :] + 1e-12, axis=-1)
+        upper = tf.linalg.band_part(tf.ones_like(gaps), 0, -1) - tf.eye(self.num_classes)
+        return {"head_penalty": tf.reduce_sum(upper * tf.nn.relu(self.head_distance - gaps))}
+
+    def _extra_variables(self):
+        return [self.heads]
+
+    def encode(self, x, batch_size=256):
+        """The d-dimensional map y W + z of images x (numpy)."""
+        probabilities = self.class_probabilities(x, batch_size)
+        out = self.encoder.predict(self._check_images(np.asarray(x, np.float32)), batch_size=batch_size, verbose=0)
+        return probabilities @ np.asarray(self.heads) + out[:, self.num_classes :]
+
+    def cluster(self, x, batch_size=256):
+        """The cluster of each example [n] (argmax of q(y | x))."""
+        return self.classify(x, batch_size)
+
+    def get_config(self):
+        return {**super().get_config(), "head_distance": self.head_distance, "semi_supervised": self.classifies}

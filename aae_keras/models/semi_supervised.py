@@ -1,0 +1,88 @@
+"""Semi-supervised (paper section 5) and clustering (section 6) autoencoders.
+
+The encoder outputs class logits (softmax y) and a style z; y is matched to a categorical prior,
+z to the style prior, and the decoder takes [y, z]. The semi-supervised model adds a
+classification phase on the labeled examples (labels -1 are unlabeled); the clustering model
+learns without labels, with K clusters.
+
+Example:
+    >>> import numpy as np
+    >>> from aae_keras import data, models, priors
+    >>> x, y = data.load("digits", split="train")
+    >>> y = data.keep_labels(y, 100)       # 100 labels, the rest -1
+    >>> model = models.SemiSupervisedAutoencoder.create(x.shape[1:], priors.gaussian(2), 10, hidden=(64,))
+    >>> model.compile()
+    >>> history = model.fit(x, y, epochs=1, batch_size=100, verbose=0)
+    >>> model.classify(x[:5]).shape
+    (5,)
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aae_keras import priors
+from aae_keras.models.matched import MatchedAutoencoder, Slot
+from aae_keras.models.supervised import ClassStyleDecoding
+
+__all__ = ["CategoricalEncoding", "ClusteringAutoencoder", "SemiSupervisedAutoencoder"]
+
+
+class CategoricalEncoding:
+    """Mixin: the encoder outputs K class logits, then a style z; y ~ categorical(K), z ~ prior."""
+
+    def _slots(self):
+        return [Slot("y", priors.categorical(self.num_classes)), Slot("z", self.prior)]
+
+    def _parts(self, x, training=False):
+        out = self.encoder(x, training=training)
+        logits = out[:, : self.num_classes]
+        return {"logits": logits, "y": tf.nn.softmax(logits), "z": out[:, self.num_classes :]}
+
+    def class_probabilities(self, x, batch_size=256):
+        """q(y | x) [n, K] (numpy)."""
+        logits = self.encoder.predict(self._check_images(np.asarray(x, np.float32)), batch_size=batch_size, verbose=0)
+        return np.asarray(tf.nn.softmax(logits[:, : self.num_classes]))
+
+    def classify(self, x, batch_size=256):
+        """The most probable class (or cluster) of each example [n]."""
+        return np.argmax(self.class_probabilities(x, batch_size), axis=1)
+
+
+@keras.saving.register_keras_serializable(package="aae_keras")
+class SemiSupervisedAutoencoder(CategoricalEncoding, ClassStyleDecoding, MatchedAutoencoder):
+    """Class y and style z from one encoder; `classify(x)`; `fit(x, y)` with -1 for unlabeled.
+
+    With numpy labels that are partly -1, `fit` appends labeled examples to every batch
+    (`labeled_batch_size`), so the classification phase sees labels at every step.
+    """
+
+    classifies = True
+
+    @classmethod
+    def _network_sizes(cls, num_classes, dim):
+        return num_classes + dim, num_classes + dim
+
+    def _decoder_input(self, parts, labels):
+        return tf.concat([parts["y"], parts["z"]], axis=-1)
+
+    def encode(self, x, batch_size=256):
+        """Styles z [n, d] of images x (the class part is `class_probabilities`)."""
+        out = self.encoder.predict(self._check_images(np.asarray(x, np.float32)), batch_size=batch_size, verbose=0)
+        return out[:, self.num_classes :]
+
+
+@keras.saving.register_keras_serializable(package="aae_keras")
+class ClusteringAutoencoder(SemiSupervisedAutoencoder):
+    """Unsupervised clustering: K = `num_clusters` categorical codes and a style; `cluster(x)`."""
+
+    labels = "none"
+    classifies = False
+    count_name = "num_clusters"
+
+    def __init__(self, encoder, decoder, prior, num_clusters=16, **kwargs):
+        super().__init__(encoder, decoder, prior, num_classes=num_clusters, **kwargs)
+
+    def cluster(self, x, batch_size=256):
+        """The cluster of each example [n] (argmax of q(y | x))."""
+        return self.classify(x, batch_size)
