@@ -170,29 +170,44 @@ def keep_labels(y, num_labeled, seed=0):
     return kept
 
 
-def labeled_batches(x, y, batch_size=100, labeled_batch_size=None, seed=0):
+def labeled_batches(x, y, batch_size=100, labeled_batch_size=None, seed=0, epochs=1, initial_epoch=0):
     """Batches for semi-supervised training: `batch_size` examples of (x, y), then
     `labeled_batch_size` examples drawn from the labeled ones (y >= 0), so every batch holds
-    labels even when only a few examples have them. One epoch covers x once.
+    labels even when only a few examples have them.
 
-    `labeled_batch_size` defaults to min(batch_size, number of labeled examples).
+    Yields `epochs - initial_epoch` epochs of `len(x) // batch_size` batches (pass that as
+    `steps_per_epoch`). Epoch e's order is a stateless function of (seed, e), so the batches
+    do not depend on how often the dataset is iterated (a 2-replica run sees the batches of
+    a 1-replica run). `labeled_batch_size` defaults to min(batch_size, number labeled).
 
     >>> ds = labeled_batches(np.zeros((50, 4)), np.r_[[0, 1], np.full(48, -1)], 20)
-    >>> [(tuple(b.shape), int(np.sum(l >= 0))) for b, l in ds.take(1)]   # 20 + the 2 labeled
-    [((22, 4), 2)]
+    >>> [(tuple(b.shape), int(np.sum(l >= 0)) >= 2) for b, l in ds]   # 2 batches of 20 + 2
+    [((22, 4), True), ((22, 4), True)]
     """
     x = _validated(x, "training data").astype(np.float32)
     y = _labels(y, len(x), "training data")
-    labeled = np.flatnonzero(y >= 0)
+    labeled = np.flatnonzero(y >= 0).astype(np.int32)
     if len(labeled) == 0:
         raise ValueError("labeled_batches needs some labels >= 0; all labels are -1 (unlabeled).")
-    labeled_batch_size = labeled_batch_size or min(batch_size, len(labeled))
-    full = make_pipeline(x, y, batch_size, seed=seed, drop_remainder=False)
-    extra = make_pipeline(x[labeled], y[labeled], min(labeled_batch_size, len(labeled)), seed=seed + 1,
-                          repeat=True)
-    return tf.data.Dataset.zip(full, extra).map(
-        lambda a, b: (tf.concat([a[0], b[0]], 0), tf.concat([a[1], b[1]], 0))
-    ).prefetch(tf.data.AUTOTUNE)
+    if not 1 <= batch_size <= len(x):
+        raise ValueError(f"batch_size must be between 1 and the {len(x)} examples, got {batch_size}.")
+    size = labeled_batch_size or min(batch_size, len(labeled))
+    steps = len(x) // batch_size
+    repeats = -(-steps * size // len(labeled))
+
+    def epoch(e):
+        order = tf.random.experimental.stateless_shuffle(tf.range(len(x)), seed=tf.stack([seed, e]))
+        picks = tf.random.experimental.stateless_shuffle(tf.tile(labeled, [repeats]), seed=tf.stack([seed + 1, e]))
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.reshape(order[: steps * batch_size], [steps, batch_size]), tf.reshape(picks[: steps * size], [steps, size]))
+        )
+
+    def gather(rows, extra):
+        both = tf.concat([rows, extra], 0)
+        return tf.gather(x, both), tf.gather(y, both)
+
+    epochs = tf.data.Dataset.range(initial_epoch, epochs).map(lambda e: tf.cast(e, tf.int32))
+    return epochs.flat_map(epoch).map(gather).prefetch(tf.data.AUTOTUNE)
 
 
 def _validated(x, what):

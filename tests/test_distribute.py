@@ -21,7 +21,10 @@ def mirrored_report():
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("variant", ["mmd", "sample_mmd", "adversarial"])
+FAMILY = [f"{n}-{r}" for n in ("semi_supervised", "label_conditioned", "dim_reduction") for r in ("mmd", "adversarial")]
+
+
+@pytest.mark.parametrize("variant", ["mmd", "sample_mmd", "adversarial", *FAMILY])
 def test_two_replicas_match_one(mirrored_report, variant):
     """Same global batch and seeds: 2 mirrored replicas end with the 1-replica weights."""
     result = mirrored_report[variant]

@@ -329,11 +329,13 @@ class MatchedAutoencoder(LatentAutoencoder):
             if self.classifies and (y < 0).any():
                 from aae_keras import data as data_lib
 
+                batch_size = batch_size or 32
+                epochs, initial_epoch = kwargs.get("epochs", 1), kwargs.get("initial_epoch", 0)
                 x = data_lib.labeled_batches(
-                    self._check_images(x), y, batch_size or 32, labeled_batch_size, seed=self.seed
+                    self._check_images(x), y, batch_size, labeled_batch_size, self.seed, epochs, initial_epoch
                 )
+                kwargs.update(shuffle=False, steps_per_epoch=len(y) // batch_size)  # the pipeline shuffles
                 y = batch_size = None
-                kwargs["shuffle"] = False  # the pipeline shuffles
         try:
             return super().fit(x, y, batch_size=batch_size, **kwargs)
         except tf.errors.InvalidArgumentError as error:
