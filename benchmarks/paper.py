@@ -112,8 +112,8 @@ def render(report):
     """A markdown table of a report, next to the paper's MNIST figures."""
     units = {"semi": "error %", "clustering": "error %", "parzen": "log-likelihood (nats)"}
     lines = [
-        f"Dataset {report['dataset']}, MLP {tuple(report['hidden'])}, {report['epochs']} epochs, batch 100, "
-        f"MMD weight {report['weight']}, seeds {report['seeds']}.",
+        (f"Dataset {report['dataset']}, MLP {tuple(report['hidden'])}, {report['epochs']} epochs, batch 100, "
+         f"MMD weight {report['weight']}, seeds {report['seeds']}."),
         "",
         "| experiment | measure | closed-form MMD | adversarial | paper, AAE on MNIST | s per run (MMD / adv.) |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -198,3 +198,46 @@ def test_installed_console_script_end_to_end(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["args"]["hidden"] == [16] and math.isfinite(metrics["test"]["loss"])
     assert keras.saving.load_model(out / "model.keras").decode(np.zeros((1, 2))).shape == (1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "model,extra,files,keys",
+    [
+        ("semi_supervised", ["--labels", "100", "--regularizer", "adversarial"], {"style_grid.png"},
+         {"classification_error", "code_mmd2"}),
+        ("supervised", [], {"style_grid.png"}, {"code_mmd2"}),
+        ("clustering", ["--clusters", "12"], {"clusters.png"}, {"cluster_accuracy", "nmi"}),
+        ("dim_reduction", ["--labels", "100"], {"clusters.png", "latent.png"}, {"cluster_accuracy"}),
+        ("label_conditioned", ["--labels", "300"], {"latent.png"}, {"codes_on_class_component"}),
+    ],
+)
+def test_train_variants(tmp_path, capsys, model, extra, files, keys):
+    out = tmp_path / model
+    code, stdout, err = run(["train", "--model", model, *extra, *TINY, "--out", out], capsys)
+    assert code == 0, err
+    written = {p.name for p in out.iterdir()}
+    assert {"model.keras", "metrics.json", "samples.png"} | files <= written
+    for name in written - {"model.keras", "metrics.json"}:
+        assert_png(out / name)
+    results = json.loads((out / "metrics.json").read_text())
+    assert keys <= set(results) and all(math.isfinite(results[k]) for k in keys)
+    loaded = keras.saving.load_model(out / "model.keras")
+    assert type(loaded).__name__.lower().startswith(model.split("_")[0])
+    code, stdout, err = run(["evaluate", out / "model.keras"], capsys)
+    assert code == 0 and keys <= set(json.loads(stdout)), err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--model", "semi_supervised", "--labels", "5000"], "--labels 5000 is more than the 1437 training examples"),
+        (["--model", "clustering", "--labels", "10"], "--labels does not apply to clustering"),
+        (["--model", "mmd", "--regularizer", "adversarial"], "apply to the paper's variants"),
+        (["--model", "supervised", "--clusters", "3"], "--clusters applies to clustering and dim_reduction"),
+        (["--model", "label_conditioned", "--prior", "gaussian"], "needs a mixture prior"),
+    ],
+)
+def test_variant_argument_errors(tmp_path, capsys, argv, message):
+    code, _, err = run(["train", *argv, *TINY, "--out", tmp_path / "run"], capsys)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "run").exists()  # nothing written for a bad command

@@ -167,3 +167,29 @@ def test_missing_file_reported_before_reading(tmp_path):
     (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()
     with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte"):
         data.load("fashion_mnist", data_dir=tmp_path)
+
+
+def test_keep_labels_is_balanced_exact_and_seeded():
+    y = np.r_[np.zeros(3, int), np.ones(100, int), np.full(50, 2), np.full(5, -1)]
+    kept = data.keep_labels(y, 30, seed=1)
+    assert int((kept >= 0).sum()) == 30
+    assert sorted(np.bincount(kept[kept >= 0]).tolist()) == [3, 13, 14]  # class 0 has only 3
+    assert np.all(kept[kept >= 0] == y[kept >= 0])
+    np.testing.assert_array_equal(kept, data.keep_labels(y, 30, seed=1))
+    with pytest.raises(ValueError, match="Cannot keep 154 labels: the data has 153 labeled"):
+        data.keep_labels(y, 154)
+
+
+def test_labeled_batches_hold_labels_and_replay_by_epoch():
+    x = np.arange(50, dtype="float32")[:, None] * np.ones((1, 3), "float32")
+    y = np.r_[[3, 4, 5], np.full(47, -1)]
+    batches = list(data.labeled_batches(x, y, batch_size=20, labeled_batch_size=2, seed=0, epochs=2))
+    assert len(batches) == 4 and all(b.shape == (22, 3) for b, _ in batches)
+    for rows, labels in batches:
+        assert np.all(labels[-2:].numpy() >= 0)  # the appended labeled examples
+        np.testing.assert_array_equal(y[rows.numpy()[:, 0].astype(int)], labels.numpy())
+    resumed = list(data.labeled_batches(x, y, batch_size=20, labeled_batch_size=2, seed=0, epochs=2, initial_epoch=1))
+    np.testing.assert_array_equal(resumed[0][0], batches[2][0])  # epoch 1 is the same batches
+    assert not np.array_equal(batches[0][0], batches[2][0])  # and differs from epoch 0
+    with pytest.raises(ValueError, match="all labels are -1"):
+        data.labeled_batches(x, np.full(50, -1), batch_size=20)

@@ -167,3 +167,29 @@ def test_block_matrix_and_einsum_paths_agree():
     fast = np.asarray(kernel_mean(z))
     kernel_mean.quad_matrix = None  # what mixtures too large for the block matrix use
     np.testing.assert_allclose(np.asarray(kernel_mean(z)), fast, rtol=1e-5)
+
+
+def test_conditional_mmd_is_the_share_weighted_per_class_closed_form():
+    """ConditionalMMD equals the per-group ClosedFormMMD (component c, or the whole mixture for
+    label -1) on the same ladder, weighted by group share; ~0 for codes from the right components."""
+    prior = priors.gaussian_mixture(3, 2)
+    reg = regularizers.ConditionalMMD(prior)
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(60, 2)).astype("float32") * 2
+    labels = np.r_[np.zeros(25), np.ones(20), np.full(10, -1), [2]].astype(int)[rng.permutation(56)]
+    z = z[:56]
+    info = priors.describe(prior)
+    expected = 0.0
+    for group, spec in [(0, priors.component(info, 0)), (1, priors.component(info, 1)), (-1, info)]:
+        single = regularizers.ClosedFormMMD(priors.from_description(spec), bandwidths=reg.bandwidths)
+        members = labels == group
+        expected += members.sum() / 55 * float(single(z[members]))  # class 2 has 1 code: skipped
+    assert float(reg(z, labels)) == pytest.approx(expected, rel=1e-4)
+
+    per_component = np.asarray(prior.components_distribution.sample(300, seed=(4, 4)))  # [300, 3, 2]
+    right = np.repeat(np.arange(3)[None], 300, axis=0)
+    values = [float(reg(per_component[:, k], right[:, k])) for k in range(3)]
+    assert max(abs(v) for v in values) < 0.01
+    assert float(reg(per_component[:, 0], np.full(300, 1))) > 0.5  # codes of component 0 labeled 1
+    with pytest.raises(ValueError, match="one component per class"):
+        regularizers.ConditionalMMD(priors.gaussian(2))
