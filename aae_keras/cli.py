@@ -170,11 +170,9 @@ def train_command(args):
     model.fit(dataset.x_train, labels, epochs=epochs, batch_size=args.batch_size, shuffle=True, verbose=verbose)
     fit_seconds = time.perf_counter() - fit_start
 
-    evaluation_labels = {"train": labels if model.labels == "required" else None,
-                         "test": dataset.y_test if model.labels == "required" else None}
     results = {
-        "train": _evaluate(model, dataset.x_train, evaluation_labels["train"], args.batch_size),
-        "test": _evaluate(model, dataset.x_test, evaluation_labels["test"], args.batch_size),
+        "train": _evaluate(model, dataset.x_train, labels, args.batch_size),
+        "test": _evaluate(model, dataset.x_test, dataset.y_test, args.batch_size),
         **code_metrics(model, dataset.x_test, dataset.y_test),
         "epochs": epochs,
         "fit_seconds": fit_seconds,
@@ -205,7 +203,7 @@ def evaluate_command(args):
             f"{tuple(x_test.shape[1:])}; pass the --dataset the model was trained on."
         )
     results = {"model": args.model, "dataset": name,
-               "test": _evaluate(model, x_test, y_test if getattr(model, "labels", None) == "required" else None, 100),
+               "test": _evaluate(model, x_test, y_test, 100),
                **code_metrics(model, x_test, y_test)}
     print(json.dumps(results, indent=2))
 
@@ -355,6 +353,8 @@ def write_plots(model, dataset, out, seed):
 
 # ---------------------------------------------------------------------------------- helpers
 def _evaluate(model, x, y, batch_size):
+    """Keras evaluate as a dict; labels y only reach the models that use them."""
+    y = y if getattr(model, "labels", "none") != "none" else None
     results = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
     return {name: _finite_or_none(value) for name, value in results.items()}
 
