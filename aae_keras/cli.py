@@ -1,4 +1,4 @@
-"""Command line: `aae-keras train | evaluate | sample`.
+"""Command line: `aae-keras train | evaluate | sample | export`.
 
 `aae-keras train` with no arguments trains the default model (an MMDAutoencoder with the
 closed-form MMD to the paper's ring of 10 2-D Gaussians, on scikit-learn digits) and writes
@@ -12,6 +12,7 @@ Example:
     $ aae-keras train --model clustering --clusters 16
     $ aae-keras evaluate aae_runs/mmd_ring_digits/model.keras
     $ aae-keras sample aae_runs/mmd_ring_digits/model.keras --n 64 --out samples.png
+    $ aae-keras export aae_runs/mmd_ring_digits/model.keras --part decoder --out decoder.onnx
 """
 
 import argparse
@@ -139,6 +140,19 @@ def build_parser():
     sample.add_argument("--n", type=_positive_int, default=64, help="(default: %(default)s)")
     sample.add_argument("--out", default="samples.png", help="(default: %(default)s)")
     sample.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+
+    exporter = commands.add_parser(
+        "export", help="export a saved model's decoder or encoder to ONNX or a SavedModel",
+        description="Export and verify (against Keras, on batches of 1, 5 and 17) a decoder or encoder.",
+    )
+    exporter.set_defaults(command=export_command)
+    exporter.add_argument("model", metavar="MODEL", help="a .keras file written by train")
+    exporter.add_argument("--part", choices=("decoder", "encoder"), default="decoder", help="(default: %(default)s)")
+    exporter.add_argument("--format", choices=("onnx", "saved_model"), default=None,
+                          help="(default: onnx for an --out ending in .onnx, else saved_model)")
+    exporter.add_argument("--out", required=True, help="a .onnx file or a SavedModel directory")
+    exporter.add_argument("--opset", type=_positive_int, default=17, help="ONNX opset (default: %(default)s)")
+    exporter.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return parser
 
 
@@ -218,6 +232,17 @@ def sample_command(args):
     else:
         plots.sample_grid(images, args.out)
     print(f"Wrote {args.n} samples to {args.out}")
+
+
+def export_command(args):
+    """`aae-keras export MODEL --part decoder --out decoder.onnx`: export and verify."""
+    from aae_keras import export
+
+    model = load_model(args.model)
+    write = export.export_decoder if args.part == "decoder" else export.export_encoder
+    info = write(model, args.out, format=args.format, opset=args.opset, overwrite=args.overwrite)
+    print(f"Wrote {args.part} ({info['format']}, inputs {', '.join(info['inputs'])}) to {info['path']}; "
+          f"largest difference from Keras {info['max_difference']:.2g}")
 
 
 # ------------------------------------------------------------------------- building blocks

@@ -241,3 +241,20 @@ def test_variant_argument_errors(tmp_path, capsys, argv, message):
     code, _, err = run(["train", *argv, *TINY, "--out", tmp_path / "run"], capsys)
     assert code == 2 and message in err, err
     assert not (tmp_path / "run").exists()  # nothing written for a bad command
+
+
+def test_export_command(trained, tmp_path, capsys):
+    code, out, err = run(["export", trained / "model.keras", "--out", tmp_path / "decoder.onnx"], capsys)
+    assert code == 0 and "largest difference from Keras" in out, err
+    assert onnx_inputs(tmp_path / "decoder.onnx") == ["z"]
+    code, out, err = run(["export", trained / "model.keras", "--part", "encoder", "--format", "saved_model",
+                          "--out", tmp_path / "encoder"], capsys)
+    assert code == 0 and (tmp_path / "encoder" / "saved_model.pb").exists(), err
+    code, _, err = run(["export", trained / "model.keras", "--out", tmp_path / "decoder.onnx"], capsys)
+    assert code == 2 and "overwrite" in err
+
+
+def onnx_inputs(path):
+    import onnxruntime
+
+    return [i.name for i in onnxruntime.InferenceSession(str(path)).get_inputs()]
