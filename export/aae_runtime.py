@@ -1,0 +1,138 @@
+"""Run an aae-keras ONNX decoder with onnxruntime and numpy only (no TensorFlow, no Keras).
+
+The decoder file carries its prior in its metadata (`aae_keras.*` metadata_props, written by
+`aae_keras.export.export_decoder`), so latents are sampled here from the same prior the model
+was trained with: Gaussian mixtures (diagonal or full covariances), uniform boxes,
+categoricals and the swiss roll. Decoders that take a class get it as `y` (one-hot).
+
+Example (a decoder exported with `aae-keras export MODEL --out decoder.onnx`):
+
+    from aae_runtime import Decoder
+    decoder = Decoder("decoder.onnx")
+    z = decoder.sample_latents(64, seed=0)        # from the prior in the metadata
+    images = decoder.decode(z)                    # [64, H, W] float32 in [0, 1]
+    write_grid(images, "grid.png")
+"""
+
+import json
+import os
+import struct
+import tempfile
+import zlib
+
+import numpy as np
+import onnxruntime
+
+__all__ = ["Decoder", "sample_prior", "write_grid", "write_npy"]
+
+
+class Decoder:
+    """An exported decoder: `sample_latents(n)`, `decode(z, y=None)`, `metadata`."""
+
+    def __init__(self, path):
+        self.session = onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+        props = self.session.get_modelmeta().custom_metadata_map
+        if "aae_keras.prior" not in props:
+            raise ValueError(
+                f"{path} has no aae-keras metadata (aae_keras.prior); export the decoder with "
+                "aae_keras.export.export_decoder or `aae-keras export`, which records the prior."
+            )
+        self.metadata = {key.split(".", 1)[1]: json.loads(value) for key, value in props.items()
+                         if key.startswith("aae_keras.")}
+        if self.metadata.get("part") != "decoder":
+            raise ValueError(f"{path} holds an exported {self.metadata.get('part')}, not a decoder.")
+        self.latent_dim = int(self.metadata["latent_dim"])
+        self.num_classes = int(self.metadata.get("num_classes", 0))
+        self.takes_class = "y" in self.metadata["inputs"]
+
+    def sample_latents(self, n, seed=None, component=None):
+        """n latents [n, latent_dim] from the prior recorded in the metadata; `component`
+        restricts a mixture prior to one component (the class of a label-conditioned model)."""
+        return sample_prior(self.metadata["prior"], n, np.random.default_rng(seed), component)
+
+    def decode(self, z, y=None, batch_size=256):
+        """Images for latents z [n, latent_dim]; `y` (ints or one-hot rows) for class decoders."""
+        z = np.asarray(z, np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"Latents must have shape (n, {self.latent_dim}) for this decoder, got {z.shape}.")
+        feeds = {"z": z}
+        if self.takes_class:
+            if y is None:
+                raise ValueError(f"This decoder takes a class: pass y (ints in 0..{self.num_classes - 1}).")
+            y = np.asarray(y)
+            if y.ndim < 2:
+                y = np.broadcast_to(y, (len(z),))
+                if y.min() < 0 or y.max() >= self.num_classes:
+                    raise ValueError(f"Classes must lie in 0..{self.num_classes - 1}, got {y.min()}..{y.max()}.")
+                y = np.eye(self.num_classes, dtype=np.float32)[y]
+            feeds["y"] = y.astype(np.float32)
+        outputs = [
+            self.session.run(None, {k: v[start : start + batch_size] for k, v in feeds.items()})[0]
+            for start in range(0, len(z), batch_size)
+        ]
+        return np.concatenate(outputs, axis=0)
+
+
+def sample_prior(prior, n, rng, component=None):
+    """n samples [n, d] of a prior described as in the metadata (`aae_keras.priors.to_config`);
+    `component` picks one component of a mixture."""
+    kind = prior["kind"]
+    if component is not None and (kind != "mixture" or not 0 <= component < len(prior["weights"])):
+        raise ValueError(f"component {component} does not exist in this {kind} prior.")
+    if kind == "mixture":
+        weights, means = np.asarray(prior["weights"]), np.asarray(prior["means"])
+        picks = rng.choice(len(weights), size=n, p=weights / weights.sum()) if component is None else np.full(n, component)
+        noise = rng.standard_normal((n, means.shape[1]))
+        if "covariances" in prior:
+            noise = np.einsum("nij,nj->ni", np.linalg.cholesky(np.asarray(prior["covariances"]))[picks], noise)
+        else:
+            noise = noise * np.sqrt(np.asarray(prior["variances"]))[picks]
+        return (means[picks] + noise).astype(np.float32)
+    if kind == "uniform":
+        return rng.uniform(prior["low"], prior["high"], size=(n, len(prior["low"]))).astype(np.float32)
+    if kind == "categorical":
+        probs = np.asarray(prior["probs"])
+        return np.eye(len(probs), dtype=np.float32)[rng.choice(len(probs), size=n, p=probs / probs.sum())]
+    if kind == "swiss_roll":
+        t, noise = rng.uniform(size=n), rng.normal(scale=prior["noise"], size=n)
+        angle, radius = 2 * np.pi * prior["turns"] * np.sqrt(t), prior["radius"] * np.sqrt(t) + noise
+        return np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1).astype(np.float32)
+    raise ValueError(f"The decoder's prior is {kind!r}: it cannot be sampled here; pass latents to decode().")
+
+
+def write_grid(images, path, rows=None):
+    """Write images [n, H, W] (or [n, H, W, C], C in 1/3) in [0, 1] as one PNG grid, atomically."""
+    images = np.clip(np.asarray(images, np.float32), 0, 1)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    n, h, w = images.shape[:3]
+    rows = rows or int(np.ceil(np.sqrt(n)))
+    cols = int(np.ceil(n / rows))
+    channels = images.shape[3] if images.ndim == 4 else 1
+    grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, channels), 0.5, np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = image.reshape(h, w, channels)
+    pixels = (grid * 255 + 0.5).astype(np.uint8)
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)
+    color = {1: 0, 3: 2}[channels]
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", grid.shape[1], grid.shape[0], 8, color, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+    _atomic_write(path, png)
+
+
+def write_npy(array, path):
+    """Write an array as .npy, atomically."""
+    with tempfile.NamedTemporaryFile(dir=os.path.dirname(os.path.abspath(path)), suffix=".npy", delete=False) as f:
+        np.save(f, array)
+    os.replace(f.name, path)
+
+
+def _atomic_write(path, data):
+    with tempfile.NamedTemporaryFile(dir=os.path.dirname(os.path.abspath(path)), delete=False) as f:
+        f.write(data)
+    os.replace(f.name, path)

@@ -1,0 +1,108 @@
+"""The deployment kit in export/ runs a decoder with onnxruntime and numpy only: tested in a
+subprocess in which importing TensorFlow, Keras or TFP raises."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import tiny_model, tiny_variant
+
+from aae_keras import export, priors
+
+KIT = Path(__file__).resolve().parents[1] / "export"
+BLOCKED = ("tensorflow", "keras", "tf_keras", "tensorflow_probability")
+PRELUDE = f"""
+import importlib.abc, json, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split('.')[0] in {BLOCKED!r}:
+            raise ImportError('blocked in this test: ' + name)
+sys.meta_path.insert(0, Block())
+sys.path.insert(0, {str(KIT)!r})
+try:
+    import tensorflow
+except ImportError:
+    pass
+else:
+    raise AssertionError('tensorflow was importable')
+"""
+EPILOGUE = f"""
+loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({BLOCKED!r}))
+print(json.dumps({{"blocked_modules_loaded": loaded}}))
+"""
+
+
+def run_kit(code, cwd):
+    env = {**os.environ, "PYTHONPATH": ""}
+    run = subprocess.run([sys.executable, "-c", PRELUDE + code + EPILOGUE], capture_output=True, text=True,
+                         cwd=cwd, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["blocked_modules_loaded"] == []
+    return run
+
+
+def test_kit_decodes_prior_samples_without_tensorflow(tmp_path):
+    model = tiny_model("mmd", prior=priors.gaussian_mixture(10, 2, radius=4.0, scale=0.5))
+    export.export_decoder(model, tmp_path / "decoder.onnx")
+    run_kit(
+        """
+import numpy as np
+from aae_runtime import Decoder, write_npy
+import decode
+d = Decoder('decoder.onnx')
+z = d.sample_latents(20000, seed=1)
+write_npy(z, 'z.npy'); write_npy(d.decode(z[:300], batch_size=64), 'images.npy')
+assert decode.main(['decoder.onnx', '--n', '16', '--out', 'grid.png']) == 0
+assert decode.main(['decoder.onnx', '--n', '50', '--class', '3', '--out', 'three.npy']) == 0
+""",
+        tmp_path,
+    )
+    z = np.load(tmp_path / "z.npy")
+    # the latents follow the prior in the metadata: mean ~ 0, E||z||^2 = 4^2 + 2 * 0.5^2
+    assert np.abs(z.mean(0)).max() < 0.1 and np.mean(np.sum(z**2, 1)) == pytest.approx(16.5, rel=0.02)
+    means = priors.describe(model.prior)["means"]
+    nearest = np.argmin(np.linalg.norm(z[:, None] - means[None], axis=-1), axis=1)
+    assert np.bincount(nearest, minlength=10).min() > 1700  # every mode about 1/10
+    np.testing.assert_allclose(np.load(tmp_path / "images.npy"), model.decode(z[:300]), atol=1e-5)
+    assert (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    three = np.load(tmp_path / "three.npy")
+    assert three.shape == (50, 8, 8)
+
+
+def test_kit_class_decoder_and_errors(tmp_path):
+    model = tiny_variant("supervised")
+    export.export_decoder(model, tmp_path / "decoder.onnx")
+    export.export_encoder(model, tmp_path / "encoder.onnx")
+    bare = onnx.load(tmp_path / "decoder.onnx")
+    del bare.metadata_props[:]
+    onnx.save(bare, tmp_path / "bare.onnx")
+    run = run_kit(
+        """
+import numpy as np
+from aae_runtime import Decoder, write_npy
+d = Decoder('decoder.onnx')
+z = d.sample_latents(8, seed=0)
+write_npy(z, 'z.npy'); write_npy(d.decode(z, np.arange(8) % 10), 'images.npy')
+for call, expected in [(lambda: d.decode(np.zeros((3, 5))), 'shape (n, 2)'),
+                       (lambda: d.decode(z), 'pass y'),
+                       (lambda: Decoder('bare.onnx'), 'no aae-keras metadata'),
+                       (lambda: Decoder('encoder.onnx'), 'not a decoder')]:
+    try:
+        call()
+    except ValueError as error:
+        assert expected in str(error), error
+        print('ok:', error)
+    else:
+        raise AssertionError('no error for ' + expected)
+""",
+        tmp_path,
+    )
+    assert run.stdout.count("ok:") == 4
+    z = np.load(tmp_path / "z.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "images.npy"), model.decode(z, np.arange(8) % 10), atol=1e-5)
