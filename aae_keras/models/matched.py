@@ -296,8 +296,8 @@ class MatchedAutoencoder(LatentAutoencoder):
         labels = tf.cast(tf.reshape(y, [-1]), tf.int32)
         low = 0 if self.labels == "required" else -1
         in_range = tf.logical_and(labels >= low, labels < self.num_classes)
-        tf.debugging.Assert(tf.reduce_all(in_range), [_BAD_LABELS, labels])
-        return x, labels
+        with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(in_range), [_BAD_LABELS, labels])]):
+            return x, tf.identity(labels)  # every use of the labels waits for the check
 
     def _check_labels(self, y, n):
         """Numpy labels checked against this model: one per example, in range; returns int array."""

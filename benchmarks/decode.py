@@ -1,0 +1,105 @@
+"""Decoding speed: Keras predict, a direct Keras call, the reloaded SavedModel and onnxruntime.
+
+For the paper's MLP decoder (8 -> 1000 -> 1000 -> 28x28) and the conv decoder (8 -> 28x28),
+at batch 1 and 256: median seconds per call over `--calls` calls after a warm-up, and images
+per second. Weights are untrained (speed does not depend on them). Writes
+benchmarks/results/decode.{json,md}.
+
+    python benchmarks/decode.py --calls 200
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import onnxruntime
+import tensorflow as tf
+
+from aae_keras import export, files, models, networks, priors
+
+ROOT = Path(__file__).resolve().parents[1]
+LATENT = 8
+IMAGE = (28, 28)
+
+
+def decoders(directory):
+    """name -> {path: callable(z)} for each decoder kind."""
+    result = {}
+    for kind in ("mlp", "conv"):
+        keras.utils.set_random_seed(0)
+        encoder, decoder, _ = networks.build(kind, IMAGE, LATENT)
+        model = models.MMDAutoencoder(encoder, decoder, priors.gaussian(LATENT))
+        onnx_path = os.path.join(directory, f"{kind}.onnx")
+        saved_path = os.path.join(directory, f"{kind}_saved")
+        export.export_decoder(model, onnx_path)
+        export.export_decoder(model, saved_path)
+        session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+        loaded = tf.saved_model.load(saved_path)
+        result[kind] = {
+            "keras predict": lambda z, d=decoder: d.predict(z, batch_size=len(z), verbose=0),
+            "keras call": lambda z, d=decoder: np.asarray(d(z, training=False)),
+            "SavedModel": lambda z, s=loaded: np.asarray(s.serve(z)),
+            "onnxruntime": lambda z, s=session: s.run(None, {"z": z})[0],
+        }
+    return result
+
+
+def seconds_per_call(function, z, calls):
+    for _ in range(5):
+        function(z)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        function(z)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def render(report):
+    lines = [
+        f"Decoder latent {LATENT} -> {IMAGE}, median of {report['calls']} calls after 5 warm-up calls, "
+        f"{report['machine']}.",
+        "",
+        "| decoder | batch | path | ms per call | images/s | latency vs Keras predict |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in report["rows"]:
+        lines.append(f"| {row['decoder']} | {row['batch']} | {row['path']} | {1000 * row['seconds']:.3f} | "
+                     f"{row['images_per_second']:.0f} | {row['vs_predict']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "decode.json"))
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        for kind, paths in decoders(directory).items():
+            for batch in (1, 256):
+                z = np.random.default_rng(0).normal(size=(batch, LATENT)).astype(np.float32)
+                timings = {name: seconds_per_call(f, z, args.calls) for name, f in paths.items()}
+                for name, seconds in timings.items():
+                    rows.append({"decoder": kind, "batch": batch, "path": name, "seconds": seconds,
+                                 "images_per_second": batch / seconds, "vs_predict": seconds / timings["keras predict"]})
+                    print(kind, batch, name, f"{1000 * seconds:.3f} ms", flush=True)
+    report = {"calls": args.calls, "machine": f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, "
+              f"onnxruntime {onnxruntime.__version__}", "rows": rows}
+    table = render(report)
+    print(table)
+    with files.atomic_path(args.out) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
+    with files.atomic_path(str(Path(args.out).with_suffix(".md"))) as tmp:
+        Path(tmp).write_text(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
