@@ -74,8 +74,8 @@ class DimReductionAutoencoder(CategoricalEncoding, MatchedAutoencoder):
 
     def encode(self, x, batch_size=256):
         """The d-dimensional map y W + z of images x (numpy)."""
-        probabilities = self.class_probabilities(x, batch_size)
         out = self.encoder.predict(self._check_images(np.asarray(x, np.float32)), batch_size=batch_size, verbose=0)
+        probabilities = np.asarray(tf.nn.softmax(out[:, : self.num_classes]))
         return probabilities @ np.asarray(self.heads) + out[:, self.num_classes :]
 
     def cluster(self, x, batch_size=256):
