@@ -109,7 +109,8 @@ def build_parser():
                        help="hidden layer sizes of the MLPs (and the AAE discriminator), e.g. "
                        "1000,1000 for the paper's size (default: 256,256)")
     train.add_argument("--weight", type=float, default=100.0,
-                       help="weight of the MMD term (MMD models only; default: %(default)s)")
+                       help="weight of the MMD term (mmd models, and variants with --regularizer mmd; "
+                       "default: %(default)s)")
     train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate; for the AAE, of the reconstruction phase (its "
                        "discriminator and generator use Adam(5e-4, beta_1=0.5)) (default: %(default)s)")
     train.add_argument("--strategy", choices=distribute.STRATEGIES, default="auto",

@@ -187,7 +187,7 @@ class MatchedAutoencoder(LatentAutoencoder):
             variables = [v for d in self.discriminators for v in d.trainable_variables]
             self.discriminator_optimizer.apply(tape.gradient(scaled, variables), variables)
             with tf.GradientTape() as tape:  # generator: the encoder fools the discriminators
-                generator = self._adversarial_terms(self._parts(x, training=True), labels, step)["generator_loss"]
+                generator = self._generator_loss(self._parts(x, training=True), labels)
                 scaled = distribute.scale_loss(generator)
             self.generator_optimizer.apply(tape.gradient(scaled, self.encoder.trainable_variables), self.encoder.trainable_variables)
             terms.update(adversarial, generator_loss=generator)
@@ -235,10 +235,17 @@ class MatchedAutoencoder(LatentAutoencoder):
         for i, (slot, discriminator) in enumerate(zip(self.slots, self.discriminators)):
             real = self._prior_samples(slot, labels, local, step, 30 + 2 * i)
             real_logits = discriminator(self._condition(slot, real, labels), training=True)
-            fake_logits = discriminator(self._condition(slot, parts[slot.name], labels), training=True)
+            fake_logits = self._fake_logits(slot, discriminator, parts, labels)
             loss, acc = AdversarialAutoencoder._discriminator_loss(real_logits, fake_logits)
             d_loss, accuracy, g_loss = d_loss + loss, accuracy + acc / len(self.slots), g_loss + _bce(1.0, fake_logits)
         return {"discriminator_loss": d_loss, "discriminator_accuracy": accuracy, "generator_loss": g_loss}
+
+    def _generator_loss(self, parts, labels):
+        """The generator phase's loss: codes labeled real, summed over the slots (no prior samples)."""
+        return tf.add_n([_bce(1.0, self._fake_logits(slot, d, parts, labels)) for slot, d in zip(self.slots, self.discriminators)])
+
+    def _fake_logits(self, slot, discriminator, parts, labels):
+        return discriminator(self._condition(slot, parts[slot.name], labels), training=True)
 
     def _classification_terms(self, parts, labels):
         """Cross-entropy and accuracy over the labeled examples (label >= 0) of the global batch."""
@@ -348,18 +355,16 @@ class MatchedAutoencoder(LatentAutoencoder):
 
     def _check_networks(self):
         encoder_outputs, decoder_inputs = self._network_sizes(self.num_classes, self.latent_dim)
-        if self.encoder.built and self.encoder.output_shape[-1] != encoder_outputs:
-            raise ValueError(
-                f"{type(self).__name__} with {self.count_name}={self.num_classes} and a {self.latent_dim}-D "
-                f"prior needs an encoder with {encoder_outputs} outputs, got {self.encoder.output_shape[-1]}; "
-                f"{type(self).__name__}.create builds matching networks."
-            )
-        if self.decoder.built and self.decoder.input_shape[-1] != decoder_inputs:
-            raise ValueError(
-                f"{type(self).__name__} with {self.count_name}={self.num_classes} and a {self.latent_dim}-D "
-                f"prior needs a decoder with {decoder_inputs} inputs, got {self.decoder.input_shape[-1]}; "
-                f"{type(self).__name__}.create builds matching networks."
-            )
+        for network, what, expected, got in (
+            (self.encoder, "an encoder with {} outputs", encoder_outputs, lambda n: n.output_shape[-1]),
+            (self.decoder, "a decoder with {} inputs", decoder_inputs, lambda n: n.input_shape[-1]),
+        ):
+            if network.built and got(network) != expected:
+                raise ValueError(
+                    f"{type(self).__name__} with {self.count_name}={self.num_classes} and a {self.latent_dim}-D "
+                    f"prior needs {what.format(expected)}, got {got(network)}; "
+                    f"{type(self).__name__}.create builds matching networks."
+                )
 
     def _check_sizes(self):  # the variants check their networks in _check_networks
         pass
