@@ -3,7 +3,8 @@
 `export_decoder(model, "decoder.onnx")` writes an ONNX file with named inputs (`z`, plus `y`
 for decoders that take a class), a dynamic batch axis named `batch`, static image dims, and
 metadata (`metadata_props`): the latent size, output shape, the prior's parameters (or
-"sample_only"), the model class and name, and the library version. A directory path (or
+"sample_only"), the model class and name, the library version, and for a dimensionality-reduction
+decoder, which reads y W + z, its cluster heads W (`cluster_heads`). A directory path (or
 `format="tf_saved_model"`) writes a SavedModel with the same metadata in `aae_keras.json`.
 Every export runs the written artifact against Keras on batches of 1, 5 and 17 and raises if
 any output differs by more than 1e-5. Files appear only once verified (temp path, then rename).
@@ -116,7 +117,7 @@ def _takes_class(model):
 def _metadata(model, part, network, specs):
     info = priors.describe(model.prior)
     prior = priors.to_config(model.prior) if info["kind"] != "sample_only" else {"kind": "sample_only", "dim": info["dim"]}
-    return {
+    metadata = {
         "library": "aae_keras",
         "library_version": aae_keras.__version__,
         "keras_version": keras.__version__,
@@ -129,6 +130,10 @@ def _metadata(model, part, network, specs):
         "output_shape": [int(v) for v in network.output_shape[1:]],
         "prior": prior,
     }
+    if part == "decoder" and hasattr(model, "heads"):
+        # dimensionality reduction: the decoder reads y W + z, a cluster head plus a prior sample
+        metadata["cluster_heads"] = np.asarray(model.heads, np.float64).tolist()
+    return metadata
 
 
 def _finish_onnx(path, metadata):

@@ -20,10 +20,12 @@ def main(argv=None):
                         "label-conditioned prior (default: every class in turn)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="decode pieces of each batch on this many threads (default: the CPU count)")
     parser.add_argument("--out", default="samples.png", help=".png grid or .npy array (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
-        decoder = Decoder(args.decoder)
+        decoder = Decoder(args.decoder, threads=args.threads)
         y = None
         if decoder.takes_class:
             y = args.label if args.label is not None else np.arange(args.n) % decoder.num_classes
