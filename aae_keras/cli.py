@@ -1,4 +1,4 @@
-"""Command line: `aae-keras train | evaluate | sample | export`.
+"""Command line: `aae-keras train | evaluate | sample | export | zoo list|info|download|build`.
 
 `aae-keras train` with no arguments trains the default model (an MMDAutoencoder with the
 closed-form MMD to the paper's ring of 10 2-D Gaussians, on scikit-learn digits) and writes
@@ -45,6 +45,7 @@ NETWORKS = ("mlp", "conv")
 DEFAULT_EPOCHS = {"digits": 200, "mnist": 20, "fashion_mnist": 20}
 MODE_RADIUS = 1.5  # a test code "sits on a mode" when it is this close to a mixture mean
 NUM_SAMPLES = 100  # decoded prior samples in samples.png
+MODEL_HELP = "a .keras file written by train, or a preset: zoo name, preset directory or archive URL"
 MMD_BATCH = 2000  # test codes used for the code-to-prior MMD (its cost is quadratic)
 
 
@@ -128,7 +129,7 @@ def build_parser():
         description="Evaluate a saved .keras model on a dataset's test split and print JSON.",
     )
     evaluate.set_defaults(command=evaluate_command)
-    evaluate.add_argument("model", metavar="MODEL", help="a .keras file written by train")
+    evaluate.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     _add_data_arguments(evaluate, default=None)
 
     sample = commands.add_parser(
@@ -137,7 +138,7 @@ def build_parser():
         "images if --out ends in .npy.",
     )
     sample.set_defaults(command=sample_command)
-    sample.add_argument("model", metavar="MODEL", help="a .keras file written by train")
+    sample.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     sample.add_argument("--n", type=_positive_int, default=64, help="(default: %(default)s)")
     sample.add_argument("--out", default="samples.png", help="(default: %(default)s)")
     sample.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
@@ -147,51 +148,52 @@ def build_parser():
         description="Export and verify (against Keras, on batches of 1, 5 and 17) a decoder or encoder.",
     )
     exporter.set_defaults(command=export_command)
-    exporter.add_argument("model", metavar="MODEL", help="a .keras file written by train")
+    exporter.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     exporter.add_argument("--part", choices=("decoder", "encoder"), default="decoder", help="(default: %(default)s)")
     exporter.add_argument("--format", choices=("onnx", "saved_model"), default=None,
                           help="(default: onnx for an --out ending in .onnx, else saved_model)")
     exporter.add_argument("--out", required=True, help="a .onnx file or a SavedModel directory")
     exporter.add_argument("--opset", type=_positive_int, default=17, help="ONNX opset (default: %(default)s)")
     exporter.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    _add_zoo_parser(commands)
     return parser
+
+
+def _add_zoo_parser(commands):
+    zoo = commands.add_parser("zoo", help="list, inspect, download and build pretrained presets",
+                              description="The preset zoo (zoo/manifest.json).")
+    actions = zoo.add_subparsers(title="zoo commands", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="names, sizes and metrics of the presets")
+    listing.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
+    listing.set_defaults(command=zoo_list_command)
+    for action, helptext, command in (
+        ("info", "a preset's manifest entry and recipe, as JSON", zoo_info_command),
+        ("download", "fetch a preset's archive into the cache (AAE_KERAS_HOME), verified", zoo_download_command),
+    ):
+        sub = actions.add_parser(action, help=helptext)
+        sub.add_argument("name", metavar="NAME")
+        sub.set_defaults(command=command)
+    build = actions.add_parser("build", help="train a preset from its recipe, evaluate it, record it in the manifest")
+    build.add_argument("name", metavar="NAME")
+    build.add_argument("--data-dir", default=None, help="directory with the dataset's IDX files (mnist, fashion_mnist)")
+    build.add_argument("--out", default=None, help="preset directory (default: zoo/presets/NAME)")
+    build.add_argument("--check", action="store_true",
+                       help="only compare the metrics reached with the recorded ones (exit 1 if outside tolerance)")
+    build.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="(default: %(default)s)")
+    build.set_defaults(command=zoo_build_command)
 
 
 # ------------------------------------------------------------------------------- commands
 def train_command(args):
     """`aae-keras train`: train, evaluate, and write the four outputs into the run directory."""
     start = time.perf_counter()
-    _check_variant_arguments(args)
-    prior = make_prior(args.prior, args.latent_dim)
-    if args.model == "mmd" and priors.describe(prior)["kind"] == "swiss_roll":
-        raise UsageError(
-            "--model mmd uses the closed-form MMD, which the swiss roll prior does not have; "
-            "use --model sample_mmd, imq_mmd or adversarial."
-        )
+    prior, dataset, labels = prepare_training(args)
     setting = args.regularizer if args.model in VARIANTS else args.prior
     out = args.out or os.path.join("aae_runs", f"{args.model}_{setting}_{args.dataset}")
-    dataset = data.load(args.dataset, data_dir=args.data_dir)
-    labels = training_labels(args, dataset)
     _prepare_out_dir(out, args.overwrite)
-    epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
-    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
-
-    keras.utils.set_random_seed(args.seed)
-    with distribute.get_strategy(args.strategy).scope():
-        model = make_model(args, dataset.image_shape, prior, dataset.num_classes)
     print(f"Training {args.model} autoencoder with the {args.prior} prior on {args.dataset} "
-          f"({len(dataset.x_train)} images, {epochs} epochs) -> {out}")
-    fit_start = time.perf_counter()
-    model.fit(dataset.x_train, labels, epochs=epochs, batch_size=args.batch_size, shuffle=True, verbose=verbose)
-    fit_seconds = time.perf_counter() - fit_start
-
-    results = {
-        "train": _evaluate(model, dataset.x_train, labels, args.batch_size),
-        "test": _evaluate(model, dataset.x_test, dataset.y_test, args.batch_size),
-        **code_metrics(model, dataset.x_test, dataset.y_test),
-        "epochs": epochs,
-        "fit_seconds": fit_seconds,
-    }
+          f"({len(dataset.x_train)} images, {args.epochs} epochs) -> {out}")
+    model, results = fit_and_evaluate(args, prior, dataset, labels)
     with files.atomic_path(os.path.join(out, "model.keras")) as tmp:
         model.save(tmp)
     written = ["model.keras", "metrics.json", *write_plots(model, dataset, out, args.seed)]
@@ -202,6 +204,39 @@ def train_command(args):
     shown = ("test", "code_mmd2", "codes_near_mode", *TASK_METRICS, "seconds")
     print(json.dumps({k: results[k] for k in shown if k in results}, indent=2))
     print(f"Wrote {', '.join(written)} to {out}")
+
+
+def prepare_training(args):
+    """Check the train arguments (filling in defaults) and load the data: (prior, dataset, labels)."""
+    _check_variant_arguments(args)
+    prior = make_prior(args.prior, args.latent_dim)
+    if args.model == "mmd" and priors.describe(prior)["kind"] == "swiss_roll":
+        raise UsageError(
+            "--model mmd uses the closed-form MMD, which the swiss roll prior does not have; "
+            "use --model sample_mmd, imq_mmd or adversarial."
+        )
+    dataset = data.load(args.dataset, data_dir=args.data_dir)
+    args.epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
+    return prior, dataset, training_labels(args, dataset)
+
+
+def fit_and_evaluate(args, prior, dataset, labels):
+    """Build the model the train arguments describe, fit it, evaluate it: (model, results)."""
+    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    keras.utils.set_random_seed(args.seed)
+    with distribute.get_strategy(args.strategy).scope():
+        model = make_model(args, dataset.image_shape, prior, dataset.num_classes)
+    fit_start = time.perf_counter()
+    model.fit(dataset.x_train, labels, epochs=args.epochs, batch_size=args.batch_size, shuffle=True, verbose=verbose)
+    fit_seconds = time.perf_counter() - fit_start
+    results = {
+        "train": _evaluate(model, dataset.x_train, labels, args.batch_size),
+        "test": _evaluate(model, dataset.x_test, dataset.y_test, args.batch_size),
+        **code_metrics(model, dataset.x_test, dataset.y_test),
+        "epochs": args.epochs,
+        "fit_seconds": fit_seconds,
+    }
+    return model, results
 
 
 def evaluate_command(args):
@@ -244,6 +279,65 @@ def export_command(args):
     info = write(model, args.out, format=args.format, opset=args.opset, overwrite=args.overwrite)
     print(f"Wrote {args.part} ({info['format']}, inputs {', '.join(info['inputs'])}) to {info['path']}; "
           f"largest difference from Keras {info['max_difference']:.2g}")
+
+
+def zoo_list_command(args):
+    """`aae-keras zoo list`: one row per preset: size, where it comes from, headline metrics."""
+    from aae_keras import presets
+
+    entries = presets.manifest()["presets"]
+    if args.markdown:
+        print(_zoo_markdown(entries))
+        return
+    print(f"{'name':32} {'model':28} {'size':>8}  {'source':10} metrics")
+    for name, entry in entries.items():
+        source = "shipped" if entry.get("shipped") else "download" if entry.get("archive") else "recipe"
+        size = f"{entry['size'] / 1e6:.1f} MB" if "size" in entry else "-"
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in entry.get("metrics", {}).items())
+        print(f"{name:32} {entry.get('model_class', '-'):28} {size:>8}  {source:10} {shown or '-'}")
+
+
+def _zoo_markdown(entries):
+    columns = ("test_reconstruction", "code_mmd2", "codes_near_mode", "classification_error", "cluster_accuracy", "nmi")
+    lines = ["| preset | model | data | size | " + " | ".join(columns) + " |", "|---" * (4 + len(columns)) + "|"]
+    for name, entry in entries.items():
+        if "metrics" not in entry:
+            continue
+        values = [f"{entry['metrics'][c]:.4g}" if c in entry["metrics"] else "" for c in columns]
+        lines.append(f"| `{name}` | {entry['model_class']} | {entry['dataset']} | {entry['size'] / 1e6:.1f} MB | "
+                     + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def zoo_info_command(args):
+    """`aae-keras zoo info NAME`: the manifest entry and the recipe."""
+    from aae_keras import presets, recipes
+
+    print(json.dumps({"name": args.name, **presets.info(args.name), "recipe": recipes.load_recipe(args.name)}, indent=2))
+
+
+def zoo_download_command(args):
+    """`aae-keras zoo download NAME`: fetch and verify the archive (with a progress bar)."""
+    from aae_keras import presets
+
+    print(f"Preset {args.name} is in {presets.download(args.name)}")
+
+
+def zoo_build_command(args):
+    """`aae-keras zoo build NAME`: train from the recipe; write the preset or --check it."""
+    from aae_keras import recipes
+
+    result = recipes.build(args.name, data_dir=args.data_dir, out=args.out, check=args.check, verbose=args.verbose)
+    if not args.check:
+        print(json.dumps(result["metrics"], indent=2))
+        print(f"Wrote preset {args.name} to {result['directory']} and its archive {result['archive']['file']} "
+              f"({result['archive']['size'] / 1e6:.1f} MB); updated zoo/manifest.json")
+        return
+    print(json.dumps(result["comparison"], indent=2))
+    if not all(row["within"] for row in result["comparison"].values()):
+        print(f"aae-keras: the rebuilt {args.name} is outside the recorded metrics' tolerance", file=sys.stderr)
+        raise SystemExit(1)
+    print(f"The rebuilt {args.name} reaches the recorded metrics within tolerance.")
 
 
 # ------------------------------------------------------------------------- building blocks
@@ -291,10 +385,14 @@ def make_model(args, image_shape, prior, num_classes=10):
 
 
 def load_model(path):
-    """A model saved by train (FileNotFoundError with the path if it does not exist)."""
-    if not os.path.isfile(path):
+    """A model saved by train (a .keras file) or a preset handle (zoo name, directory, URL)."""
+    if os.path.isfile(path):
+        return keras.saving.load_model(path)
+    if path.endswith(".keras"):
         raise FileNotFoundError(f"model file {path!r} does not exist")
-    return keras.saving.load_model(path)
+    from aae_keras import presets
+
+    return presets.load(path)
 
 
 TASK_METRICS = ("classification_error", "cluster_accuracy", "nmi", "codes_on_class_component")
@@ -430,7 +528,13 @@ def _prepare_out_dir(out, overwrite):
 
 
 def _training_dataset(model_path, data_dir):
-    """(dataset, data_dir) from the metrics.json train wrote next to the model, else digits."""
+    """(dataset, data_dir) from a preset's metadata or the metrics.json train wrote next to the
+    model, else digits."""
+    if not os.path.isfile(model_path):  # a preset handle
+        from aae_keras import presets
+
+        with open(os.path.join(presets.resolve(model_path), presets.METADATA_FILE)) as f:
+            return (json.load(f).get("dataset") or {}).get("name", "digits"), data_dir
     path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
     try:
         with open(path) as f:

@@ -14,6 +14,7 @@ Example:
 
 import dataclasses
 import gzip
+import hashlib
 import os
 import zlib
 
@@ -21,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
+    "checksum",
     "KNOWN_DATASETS",
     "Dataset",
     "check_finite",
@@ -69,6 +71,19 @@ class Dataset:
     def image_shape(self):
         """Shape of one image, e.g. `(28, 28)`."""
         return tuple(self.x_train.shape[1:])
+
+
+def checksum(dataset):
+    """sha256 of a Dataset's four arrays (train/test images and labels) as loaded.
+
+    >>> len(checksum(load("digits")))
+    64
+    """
+    digest = hashlib.sha256()
+    for array in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test):
+        digest.update(str((array.dtype.str, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def check_finite(x, what="training data"):

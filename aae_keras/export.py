@@ -3,7 +3,8 @@
 `export_decoder(model, "decoder.onnx")` writes an ONNX file with named inputs (`z`, plus `y`
 for decoders that take a class), a dynamic batch axis named `batch`, static image dims, and
 metadata (`metadata_props`): the latent size, output shape, the prior's parameters (or
-"sample_only"), the model class and name, the library version, and for a dimensionality-reduction
+"sample_only"), the model class and name, the zoo preset it was loaded from (if any), the
+library version, and for a dimensionality-reduction
 decoder, which reads y W + z, its cluster heads W (`cluster_heads`). A directory path (or
 `format="tf_saved_model"`) writes a SavedModel with the same metadata in `aae_keras.json`.
 Every export runs the written artifact against Keras on batches of 1, 5 and 17 and raises if
@@ -124,6 +125,7 @@ def _metadata(model, part, network, specs):
         "part": part,
         "model_class": type(model).__name__,
         "model_name": model.name,
+        "preset": (getattr(model, "preset", None) or {}).get("name"),
         "latent_dim": int(model.latent_dim),
         "num_classes": int(getattr(model, "num_classes", 0) or 0),
         "inputs": [s.name for s in specs],

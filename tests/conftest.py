@@ -1,6 +1,11 @@
-"""Shared test set-up: quiet TensorFlow, the opt-in `--run-large` flag, tiny model builders."""
+"""Shared test set-up: quiet TensorFlow, the opt-in `--run-large` flag, tiny model builders,
+a local HTTP server."""
 
+import contextlib
+import functools
+import http.server
 import os
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -70,3 +75,17 @@ def variant_labels(name, y, labeled_fraction=0.5, seed=0):
     if name == "supervised" or labeled_fraction >= 1:
         return y
     return data.keep_labels(y, max(1, int(labeled_fraction * len(y))), seed=seed)
+
+
+@contextlib.contextmanager
+def http_server(directory):
+    """Serve `directory` over HTTP on 127.0.0.1 (a free port) in a thread; yields the base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

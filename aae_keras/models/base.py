@@ -171,6 +171,28 @@ class LatentAutoencoder(keras.Model):
                 )
 
     # ------------------------------------------------------------------------ serialization
+    @classmethod
+    def from_preset(cls, handle, load_weights=True, sha256=None):
+        """The model in a preset: a zoo name, a directory, an archive URL or hf://org/name.
+
+        Raises unless the stored model is this class (or a subclass); see `aae_keras.presets`.
+
+        >>> from aae_keras import models
+        >>> model = models.MMDAutoencoder.from_preset("digits_mmd_mog10")
+        >>> model.sample(2).shape
+        (2, 8, 8)
+        """
+        from aae_keras import presets
+
+        return presets.load(handle, load_weights=load_weights, expected_class=cls, sha256=sha256)
+
+    def save_to_preset(self, directory, overwrite=False, **metadata):
+        """Write this model as a preset directory (config, weights, metadata with hashes);
+        keyword arguments (recipe, dataset, seed, metrics, ...) go into metadata.json."""
+        from aae_keras import presets
+
+        return presets.save(self, directory, overwrite=overwrite, **metadata)
+
     def get_config(self):
         return {
             "name": self.name,

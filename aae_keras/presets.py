@@ -1,0 +1,422 @@
+"""The zoo: save, find, download, verify and load pretrained presets.
+
+A preset is a directory holding `config.json` (the serialized model, compile state stripped),
+`model.weights.h5` and `metadata.json`: the recipe that made it, the dataset and its
+checksum, the seed, library versions, the metrics it reached on the test split, a few check
+latents with their decoded outputs, and the sha256 of the other two files. Every load
+verifies those hashes.
+
+A handle is one of:
+- a zoo name from `zoo/manifest.json` (`list()` names them): the shipped files in
+  `zoo/presets/<name>/` when present, else the archive `<name>.tar.gz` from the zoo's base
+  URL (`AAE_KERAS_ZOO_URL` overrides it), checked against the manifest's sha256;
+- a local preset directory;
+- an `http(s)://` or `file://` URL of a `.tar.gz` or `.zip` archive, optionally ending in
+  `#sha256=<hex>` (or pass `sha256=`);
+- `hf://org/name`, a Hugging Face Hub repository (needs the `hf` extra: huggingface_hub).
+
+Downloads go through `keras.utils.get_file` into the cache `AAE_KERAS_HOME` (default
+`$KERAS_HOME/aae_keras`, i.e. `~/.keras/aae_keras`); archives are extracted into a temporary
+directory, refused if any member would land outside it or is a link or device, and renamed
+into place only when complete. A failed download leaves nothing in the cache.
+
+Example:
+    >>> from aae_keras import presets
+    >>> "digits_mmd_mog10" in presets.list()
+    True
+"""
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+import urllib.parse
+import zipfile
+import zlib
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import aae_keras
+from aae_keras import files
+
+__all__ = ["load", "save", "resolve", "download", "pack", "list", "info", "manifest", "home",
+           "check_outputs", "verify_check", "CONFIG_FILE", "WEIGHTS_FILE", "METADATA_FILE"]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+HASHED_FILES = (CONFIG_FILE, WEIGHTS_FILE)  # metadata.json records their sha256
+ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"
+CHECK_TOLERANCE = 1e-5  # decoded check latents must reproduce the stored outputs this closely
+
+
+class PresetError(ValueError):
+    """A preset handle that cannot be resolved, downloaded, verified or loaded."""
+
+
+# --------------------------------------------------------------------------------- the zoo
+def manifest():
+    """The zoo manifest (`zoo/manifest.json`) as a dict: {"base_url", "presets": {name: entry}}."""
+    path = ZOO_DIR / "manifest.json"
+    if not path.is_file():
+        raise PresetError(f"the zoo manifest {path} is missing; reinstall aae-keras from its source tree.")
+    return json.loads(path.read_text())
+
+
+def list():  # noqa: A001 - the zoo's public name, as in the issue and KerasHub
+    """Names of the presets in the zoo manifest, sorted.
+
+    >>> len(list()) > 0
+    True
+    """
+    return sorted(manifest()["presets"])
+
+
+def info(name):
+    """The manifest entry of a zoo preset (files, sizes, metrics, recipe, where to get it)."""
+    presets = manifest()["presets"]
+    if name not in presets:
+        raise PresetError(f"unknown preset {name!r}; known presets: {', '.join(sorted(presets))}.")
+    return presets[name]
+
+
+def home():
+    """The download cache: `AAE_KERAS_HOME`, else `$KERAS_HOME/aae_keras` (default ~/.keras/aae_keras)."""
+    if os.environ.get("AAE_KERAS_HOME"):
+        return os.path.abspath(os.path.expanduser(os.environ["AAE_KERAS_HOME"]))
+    keras_home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return os.path.join(keras_home, "aae_keras")
+
+
+def base_url():
+    """Where zoo archives are fetched from: `AAE_KERAS_ZOO_URL`, else the manifest's base_url."""
+    return (os.environ.get("AAE_KERAS_ZOO_URL") or manifest()["base_url"]).rstrip("/")
+
+
+# ------------------------------------------------------------------------------- resolving
+def resolve(handle, sha256=None):
+    """A verified local preset directory for `handle` (see the module docstring).
+
+    >>> resolve("no_such_preset")
+    Traceback (most recent call last):
+    ...
+    aae_keras.presets.PresetError: unknown preset 'no_such_preset'; known presets: ...
+    """
+    handle = os.fspath(handle)
+    scheme = urllib.parse.urlsplit(handle).scheme
+    if scheme in ("http", "https", "file"):
+        url, _, fragment = handle.partition("#")
+        if fragment.startswith("sha256="):
+            sha256 = sha256 or fragment[len("sha256="):]
+        return _fetch_archive(url, sha256)
+    if scheme == "hf":
+        return _from_hub(handle)
+    if os.path.isdir(handle):
+        return _verified(handle)
+    presets = manifest()["presets"]
+    if handle in presets:
+        shipped = ZOO_DIR / "presets" / handle
+        if shipped.is_dir():
+            return _verified(shipped, presets[handle].get("files"))
+        return download(handle)
+    raise PresetError(
+        f"unknown preset {handle!r}: not a zoo name, an existing directory, an http(s)/file URL or "
+        f"an hf:// handle. Known presets: {', '.join(sorted(presets))}."
+    )
+
+
+def download(name):
+    """Fetch zoo preset `name`'s archive from the zoo URL into the cache; its directory.
+
+    Works for shipped presets too (to prefill a cache or test a mirror)."""
+    entry = info(name)
+    archive = entry.get("archive")
+    if not archive:
+        raise PresetError(
+            f"preset {name!r} has a recipe but no published archive; build it with "
+            f"`aae-keras zoo build {name}`."
+        )
+    directory = _fetch_archive(f"{base_url()}/{archive['file']}", archive["sha256"])
+    return _verified(directory, entry.get("files"))
+
+
+def _fetch_archive(url, sha256):
+    """Download (through keras.utils.get_file), check and safely extract an archive; its directory."""
+    name = os.path.basename(urllib.parse.urlsplit(url).path)
+    if not name.endswith((".tar.gz", ".tgz", ".zip")):
+        raise PresetError(f"{url} is not a .tar.gz or .zip archive; preset URLs must point at one.")
+    if sha256 is not None and (len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256.lower())):
+        raise PresetError(f"sha256 must be 64 hex digits, got {sha256!r}.")
+    key = (sha256 or hashlib.sha256(url.encode()).hexdigest())[:16]
+    target = os.path.join(home(), "presets", f"{name.split('.')[0]}-{key}")
+    if os.path.isdir(target):
+        return _verified(target)
+    cache = _writable_cache()
+    archive_dir = os.path.join(cache, "archives")
+    archive_path = os.path.join(archive_dir, f"{key}-{name}")
+    try:
+        keras.utils.get_file(os.path.basename(archive_path), url, file_hash=sha256, hash_algorithm="sha256",
+                             cache_dir=cache, cache_subdir="archives")
+        if not os.path.isfile(archive_path):
+            raise PresetError(f"downloading {url} produced no file at {archive_path}.")
+        _extract(archive_path, target)
+        return target
+    except PresetError:
+        raise
+    except ValueError as error:  # get_file's hash mismatch
+        raise PresetError(f"{url} does not match its sha256 {sha256} (corrupted, truncated or replaced): {error}") from None
+    except Exception as error:  # get_file reports HTTP and URL errors as bare Exceptions
+        raise PresetError(f"could not download {url}: {error}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(archive_path)
+
+
+def _writable_cache():
+    """The cache directory, created; a clear error instead of get_file's silent /tmp fallback."""
+    cache = home()
+    try:
+        os.makedirs(os.path.join(cache, "presets"), exist_ok=True)
+        os.makedirs(os.path.join(cache, "archives"), exist_ok=True)
+    except OSError as error:
+        raise PresetError(f"cannot create the preset cache {cache}: {error}; set AAE_KERAS_HOME to a writable directory.") from None
+    if not os.access(cache, os.W_OK):
+        raise PresetError(f"the preset cache {cache} is not writable; set AAE_KERAS_HOME to a writable directory.")
+    return cache
+
+
+def _extract(archive_path, target):
+    """Extract a .tar.gz/.zip into `target` via a temporary sibling: regular files and
+    directories only, every member inside the target, the preset's hashes checked."""
+    staging = tempfile.mkdtemp(prefix=".extract-", dir=os.path.dirname(target))
+    try:
+        try:
+            if zipfile.is_zipfile(archive_path):
+                with zipfile.ZipFile(archive_path) as archive:
+                    for member in archive.infolist():
+                        kind = stat.S_IFMT(member.external_attr >> 16)
+                        _check_member(member.filename, staging, is_link=kind == stat.S_IFLNK,
+                                      is_special=kind not in (0, stat.S_IFREG, stat.S_IFDIR))
+                    archive.extractall(staging)
+            else:
+                with tarfile.open(archive_path, "r:*") as archive:
+                    members = archive.getmembers()
+                    for member in members:
+                        _check_member(member.name, staging, is_link=member.issym() or member.islnk(),
+                                      is_special=not (member.isfile() or member.isdir()))
+                    archive.extractall(staging, members=members, filter="data")
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+            raise PresetError(f"{os.path.basename(archive_path)} is not a readable .tar.gz or .zip archive "
+                              f"(corrupted or truncated?): {error}") from None
+        os.replace(_verified(_preset_root(staging)), target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_member(name, staging, is_link, is_special):
+    if is_link:
+        raise PresetError(f"archive member {name!r} is a link; preset archives may hold only regular files.")
+    if is_special:
+        raise PresetError(f"archive member {name!r} is not a regular file or directory; refused.")
+    destination = os.path.realpath(os.path.join(staging, name))
+    if os.path.isabs(name) or os.path.commonpath([destination, os.path.realpath(staging)]) != os.path.realpath(staging):
+        raise PresetError(f"archive member {name!r} would be written outside the extraction directory; refused.")
+
+
+def _preset_root(directory):
+    """The directory holding config.json: `directory` itself or its single subdirectory."""
+    if os.path.isfile(os.path.join(directory, CONFIG_FILE)):
+        return directory
+    entries = os.listdir(directory)
+    if len(entries) == 1 and os.path.isfile(os.path.join(directory, entries[0], CONFIG_FILE)):
+        return os.path.join(directory, entries[0])
+    raise PresetError(f"the archive holds no preset: no {CONFIG_FILE} at its top level or in a single folder.")
+
+
+def _from_hub(handle):
+    repo = handle[len("hf://"):].strip("/")
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise PresetError(
+            f"{handle} is a Hugging Face Hub handle, which needs huggingface_hub: "
+            "pip install 'aae-keras[hf]'."
+        ) from None
+    directory = huggingface_hub.snapshot_download(repo_id=repo, cache_dir=os.path.join(home(), "hf"))
+    return _verified(directory)
+
+
+# ---------------------------------------------------------------------------- verification
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_record(path):
+    """{"sha256", "size"} of a file."""
+    return {"sha256": _sha256(path), "size": os.path.getsize(path)}
+
+
+def _verified(directory, expected=None):
+    """`directory` after checking it is a preset whose files match their recorded sha256s
+    (`expected`: the manifest's records, which also cover metadata.json)."""
+    directory = os.fspath(directory)
+    missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE) if not os.path.isfile(os.path.join(directory, f))]
+    if missing:
+        raise PresetError(f"{directory} is not an aae-keras preset: {', '.join(missing)} missing.")
+    records = dict(_read_json(os.path.join(directory, METADATA_FILE)).get("files", {}))
+    records.update(expected or {})
+    for name, record in records.items():
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path) or _sha256(path) != record["sha256"]:
+            raise PresetError(
+                f"{path} does not match the sha256 recorded for it ({record['sha256'][:12]}...): the preset is "
+                "damaged or was modified; delete it (for a download, its folder in the cache) and fetch it again."
+            )
+    return directory
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as error:
+        raise PresetError(f"cannot read {path}: {error}") from None
+
+
+# ---------------------------------------------------------------------------- load and save
+def load(handle, load_weights=True, expected_class=None, sha256=None):
+    """The model stored in preset `handle`, compiled with its default optimizers.
+
+    `expected_class`: raise unless the stored model is this class or a subclass (what
+    `SomeModel.from_preset` passes). `load_weights=False` gives the architecture with fresh
+    weights.
+    """
+    directory = resolve(handle, sha256=sha256)
+    config = _read_json(os.path.join(directory, CONFIG_FILE))
+    stored = keras.saving.get_registered_object(config.get("registered_name") or "")
+    if stored is None:
+        raise PresetError(f"{directory} holds the class {config.get('class_name')!r}, which is not an aae-keras model.")
+    if expected_class is not None and not issubclass(stored, expected_class):
+        raise PresetError(
+            f"preset {handle!r} holds the model class {stored.__name__}, which is not {expected_class.__name__}; load it with "
+            f"models.{stored.__name__}.from_preset or aae_keras.presets.load."
+        )
+    model = keras.saving.deserialize_keras_object(config)
+    if load_weights:
+        model.load_weights(os.path.join(directory, WEIGHTS_FILE))
+    model.compile()
+    model.preset = {"handle": str(handle), "directory": directory,
+                    "name": _read_json(os.path.join(directory, METADATA_FILE)).get("name")}
+    return model
+
+
+def save(model, directory, name=None, overwrite=False, **metadata):
+    """Write `model` as a preset directory (atomically); returns the metadata written.
+
+    Keyword arguments (recipe, dataset, seed, metrics, ...) go into metadata.json, next to
+    the versions, the sha256 of each file and `check`: decoded outputs of fixed latents.
+    """
+    directory = os.path.abspath(os.fspath(directory))
+    if os.path.exists(directory) and not overwrite:
+        raise PresetError(f"{directory} exists; pass overwrite=True to replace it.")
+    if not model.built:
+        raise PresetError("the model is not built: train it (or call it on a batch) before saving a preset.")
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}-", dir=parent)
+    try:
+        config = keras.saving.serialize_keras_object(model)
+        config.pop("compile_config", None)
+        _write_json(config, os.path.join(staging, CONFIG_FILE))
+        # weights of an uncompiled copy: model.save_weights would add the optimizers' state
+        bare = keras.saving.deserialize_keras_object(config)
+        bare.set_weights(model.get_weights())
+        bare.save_weights(os.path.join(staging, WEIGHTS_FILE))
+        full = {
+            "name": name, "model_class": type(model).__name__, **metadata,
+            "versions": {"aae_keras": aae_keras.__version__, "keras": keras.__version__,
+                         "tensorflow": _tensorflow_version()},
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "check": check_outputs(model),
+            "files": {f: file_record(os.path.join(staging, f)) for f in HASHED_FILES},
+        }
+        _write_json(full, os.path.join(staging, METADATA_FILE))
+        os.chmod(staging, 0o755)  # mkdtemp makes it private
+        if os.path.exists(directory):
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+        return full
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_outputs(model, n=4, seed=0):
+    """Fixed decoder inputs and their outputs: {"latents", "labels" (or None), "outputs"}."""
+    z = np.asarray(model.prior.sample(n, seed=np.array([seed, 11], np.int32)), np.float32)
+    labels = None
+    if hasattr(model, "heads"):  # dimensionality reduction: the decoder reads y W + z
+        z = z + np.asarray(model.heads)[np.arange(n) % len(np.asarray(model.heads))]
+    if hasattr(model, "style_grid"):  # decoders that take a class
+        labels = (np.arange(n) % model.num_classes).tolist()
+        outputs = model.decode(z, labels)
+    else:
+        outputs = model.decode(z)
+    return {"latents": z.tolist(), "labels": labels, "outputs": np.asarray(outputs, np.float64).tolist()}
+
+
+def verify_check(model, check, tolerance=CHECK_TOLERANCE):
+    """Largest difference between decoding `check["latents"]` and the stored outputs; raises above `tolerance`."""
+    z = np.asarray(check["latents"], np.float32)
+    outputs = model.decode(z) if check.get("labels") is None else model.decode(z, check["labels"])
+    difference = float(np.max(np.abs(outputs - np.asarray(check["outputs"]))))
+    if difference > tolerance:
+        raise PresetError(f"decoding the check latents differs from the stored outputs by {difference:.3g} "
+                          f"(tolerance {tolerance}); the weights do not match this preset.")
+    return difference
+
+
+def pack(directory, archive_path):
+    """Write a preset directory as a reproducible .tar.gz (files under `<folder name>/`, fixed
+    times and owners); returns {"file", "sha256", "size"}."""
+    directory = _verified(directory)
+    folder = os.path.basename(os.path.abspath(directory))
+    with files.atomic_path(archive_path) as tmp:
+        with open(tmp, "wb") as raw, _gzip_writer(raw) as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name in sorted(os.listdir(directory)):
+                path = os.path.join(directory, name)
+                if not os.path.isfile(path):
+                    continue
+                member = tarfile.TarInfo(f"{folder}/{name}")
+                member.size, member.mode, member.mtime = os.path.getsize(path), 0o644, 0
+                with open(path, "rb") as f:
+                    tar.addfile(member, f)
+    return {"file": os.path.basename(archive_path), **file_record(archive_path)}
+
+
+def _gzip_writer(raw):
+    import gzip
+
+    return gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9)
+
+
+def _write_json(obj, path):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1, allow_nan=False)
+        f.write("\n")
+
+
+def _tensorflow_version():
+    import tensorflow as tf
+
+    return tf.__version__

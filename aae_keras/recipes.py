@@ -1,0 +1,128 @@
+"""Zoo recipes: train a preset from scratch, evaluate it, write it and record it in the manifest.
+
+A recipe `zoo/recipes/<name>.json` holds the preset's description, the exact `aae-keras train`
+arguments that make it (`"train"`), whether its files ship with the repository (`"shipped"`),
+and optionally per-metric tolerances for a rebuild (`"tolerance"`, else `TOLERANCES`).
+
+`build(name)` trains with those arguments, evaluates on the test split, writes the preset
+directory (default `zoo/presets/<name>`), packs the reproducible archive
+`zoo/archives/<name>.tar.gz` (what a zoo mirror serves) and updates the manifest entry with
+file hashes, sizes and metrics. `build(name, check=True)` trains in a temporary directory and
+only compares the metrics it reaches with the recorded ones.
+
+Example:
+    >>> from aae_keras import recipes
+    >>> recipes.load_recipe("digits_mmd_mog10")["train"][:2]
+    ['--model', 'mmd']
+"""
+
+import json
+import os
+
+from aae_keras import cli, data, files, presets
+
+__all__ = ["build", "load_recipe", "summary", "compare", "TOLERANCES"]
+
+RECIPES_DIR = presets.ZOO_DIR / "recipes"
+ARCHIVES_DIR = presets.ZOO_DIR / "archives"
+# metric -> ("relative" | "absolute", tolerance) for a rebuilt preset against the recorded one
+TOLERANCES = {
+    "test_reconstruction": ("relative", 0.05),
+    "code_mmd2": ("absolute", 0.01),
+    "codes_near_mode": ("absolute", 0.05),
+    "classification_error": ("absolute", 0.03),
+    "cluster_accuracy": ("absolute", 0.05),
+    "nmi": ("absolute", 0.05),
+}
+
+
+def load_recipe(name):
+    """The recipe of zoo preset `name` as a dict."""
+    path = RECIPES_DIR / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in RECIPES_DIR.glob("*.json"))
+        raise presets.PresetError(f"no recipe {name!r}; recipes: {', '.join(known)}.")
+    return json.loads(path.read_text())
+
+
+def summary(results):
+    """The headline test-split metrics of a training run's results (a flat dict)."""
+    flat = {"test_reconstruction": results["test"]["reconstruction"]}
+    flat.update({k: results[k] for k in TOLERANCES if k in results})
+    return flat
+
+
+def compare(recorded, reached, tolerance=None):
+    """{metric: {"recorded", "reached", "within"}} for the metrics both have."""
+    rules = {**TOLERANCES, **{k: tuple(v) for k, v in (tolerance or {}).items()}}
+    report = {}
+    for name in sorted(set(recorded) & set(reached) & set(rules)):
+        kind, allowed = rules[name]
+        gap = abs(reached[name] - recorded[name])
+        limit = allowed * abs(recorded[name]) if kind == "relative" else allowed
+        report[name] = {"recorded": recorded[name], "reached": reached[name], "within": bool(gap <= limit),
+                        "tolerance": f"{allowed:g} {kind}"}
+    return report
+
+
+def build(name, data_dir=None, out=None, check=False, verbose=0):
+    """Train and evaluate preset `name` from its recipe.
+
+    Without `check`: write the preset (default zoo/presets/<name>), its archive and its
+    manifest entry; returns {"directory", "metrics", "archive"}. With `check`: returns
+    {"metrics", "comparison"} against the manifest's recorded metrics and writes nothing.
+    """
+    recipe = load_recipe(name)
+    argv = ["train", *recipe["train"]] + (["--data-dir", os.fspath(data_dir)] if data_dir else [])
+    args = cli.build_parser().parse_args([*argv, "--verbose", str(verbose)])
+    prior, dataset, labels = cli.prepare_training(args)
+    model, results = cli.fit_and_evaluate(args, prior, dataset, labels)
+    metrics = summary(results)
+    if check:
+        recorded = presets.info(name).get("metrics")
+        if not recorded:
+            raise presets.PresetError(f"preset {name!r} has no recorded metrics to check against; build it first.")
+        return {"metrics": metrics, "comparison": compare(recorded, metrics, recipe.get("tolerance"))}
+
+    directory = os.path.abspath(out or presets.ZOO_DIR / "presets" / name)
+    presets.save(
+        model, directory, name=name, overwrite=True, description=recipe["description"], recipe=recipe,
+        dataset={"name": dataset.name, "sha256": data.checksum(dataset), "train_size": len(dataset.x_train),
+                 "test_size": len(dataset.x_test)},
+        seed=args.seed, metrics=metrics, results=results,
+    )
+    os.makedirs(ARCHIVES_DIR, exist_ok=True)
+    archive = presets.pack(directory, os.path.join(ARCHIVES_DIR, f"{name}.tar.gz"))
+    records = {f: presets.file_record(os.path.join(directory, f))
+               for f in (presets.CONFIG_FILE, presets.WEIGHTS_FILE, presets.METADATA_FILE)}
+    _update_manifest(name, {
+        "description": recipe["description"], "model_class": type(model).__name__, "dataset": dataset.name,
+        "recipe": f"recipes/{name}.json", "shipped": bool(recipe.get("shipped", False)), "files": records,
+        "size": sum(r["size"] for r in records.values()), "archive": archive, "metrics": metrics,
+    })
+    return {"directory": directory, "metrics": metrics, "archive": archive}
+
+
+def _update_manifest(name, entry):
+    path = presets.ZOO_DIR / "manifest.json"
+    manifest = presets.manifest()
+    manifest["presets"][name] = entry
+    manifest["presets"] = dict(sorted(manifest["presets"].items()))
+    with files.atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+
+
+def recipe_only_entry(name):
+    """The manifest entry of a recipe that has not been built (no files, no metrics)."""
+    recipe = load_recipe(name)
+    return {"description": recipe["description"], "recipe": f"recipes/{name}.json",
+            "shipped": False, "dataset": recipe["train"][recipe["train"].index("--dataset") + 1]}
+
+
+def register(name):
+    """Add a recipe that has not been built to the manifest (so `zoo list` shows it)."""
+    if name not in presets.manifest()["presets"]:
+        _update_manifest(name, recipe_only_entry(name))
+
+

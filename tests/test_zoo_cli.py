@@ -1,0 +1,104 @@
+"""`aae-keras zoo list | info | download | build` and preset handles in the other commands."""
+
+import json
+import os
+import subprocess
+import sys
+
+import onnx
+import pytest
+from conftest import http_server
+
+from aae_keras import cli, presets, recipes
+
+DIGITS = "digits_mmd_mog10"
+
+
+def run(argv, capsys):
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_zoo_list_shows_names_sizes_and_metrics(capsys):
+    code, out, _ = run(["zoo", "list"], capsys)
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(rows) == set(presets.list())
+    entry = presets.info(DIGITS)
+    assert f"{entry['size'] / 1e6:.1f} MB" in rows[DIGITS] and "shipped" in rows[DIGITS]
+    assert f"codes_near_mode {entry['metrics']['codes_near_mode']:.4g}" in rows[DIGITS]
+    assert "recipe" in rows["mnist_mmd_mog10"]  # a recipe nobody has built here
+
+
+def test_zoo_list_markdown_is_the_readme_table(capsys):
+    code, out, _ = run(["zoo", "list", "--markdown"], capsys)
+    assert code == 0 and out.startswith("| preset |")
+    readme = (presets.ZOO_DIR.parent / "README.md").read_text()
+    assert out.strip() in readme, "README's zoo table is stale: paste `aae-keras zoo list --markdown`"
+
+
+def test_zoo_info_and_unknown_names(capsys):
+    code, out, _ = run(["zoo", "info", DIGITS], capsys)
+    assert code == 0
+    info = json.loads(out)
+    assert info["recipe"]["train"] == recipes.load_recipe(DIGITS)["train"]
+    assert info["files"]["model.weights.h5"]["sha256"] == presets.file_record(
+        presets.ZOO_DIR / "presets" / DIGITS / "model.weights.h5")["sha256"]
+    code, _, err = run(["zoo", "info", "no_such_preset"], capsys)
+    assert code == 2 and DIGITS in err
+    code, _, err = run(["zoo", "download", "mnist_mmd_mog10"], capsys)
+    assert code == 2 and "zoo build mnist_mmd_mog10" in err
+
+
+def test_zoo_download_shows_progress_and_fills_the_cache(tmp_path):
+    served = tmp_path / "mirror"
+    served.mkdir()
+    archive = presets.pack(presets.ZOO_DIR / "presets" / DIGITS, served / f"{DIGITS}.tar.gz")
+    assert archive["sha256"] == presets.info(DIGITS)["archive"]["sha256"]
+    with http_server(served) as url:
+        env = {**os.environ, "AAE_KERAS_HOME": str(tmp_path / "cache"), "AAE_KERAS_ZOO_URL": url}
+        result = subprocess.run([sys.executable, "-m", "aae_keras.cli", "zoo", "download", DIGITS],
+                                capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    size = archive["size"]
+    assert f"{size}/{size}" in result.stdout  # keras.utils.get_file's progress bar
+    cached = result.stdout.strip().splitlines()[-1].split(" is in ")[-1]
+    assert cached.startswith(str(tmp_path / "cache")) and os.path.isfile(os.path.join(cached, "model.weights.h5"))
+
+
+def test_export_and_evaluate_take_a_preset_name(tmp_path, capsys):
+    code, _, err = run(["export", DIGITS, "--out", tmp_path / "decoder.onnx"], capsys)
+    assert code == 0, err
+    props = {p.key: json.loads(p.value) for p in onnx.load(tmp_path / "decoder.onnx").metadata_props}
+    assert props["aae_keras.preset"] == DIGITS
+    code, out, err = run(["evaluate", DIGITS], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["dataset"] == "digits"
+    recorded = presets.info(DIGITS)["metrics"]
+    assert result["test"]["reconstruction"] == pytest.approx(recorded["test_reconstruction"], rel=1e-4)
+
+
+def test_rebuilt_digits_preset_reaches_the_recorded_metrics(capsys):
+    code, out, err = run(["zoo", "build", DIGITS, "--check", "--verbose", "0"], capsys)
+    assert code == 0, out + err
+    comparison = json.loads(out[: out.rindex("}") + 1])
+    assert {"test_reconstruction", "code_mmd2", "codes_near_mode"} <= set(comparison)
+    assert all(row["within"] for row in comparison.values())
+
+
+FASHION = presets.ZOO_DIR.parent.parent / "shared" / "data" / "fashion-mnist"
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("name", [n for n in recipes.RECIPES_DIR.glob("fashion_mnist_*.json")
+                                  if recipes.load_recipe(n.stem).get("shipped")], ids=lambda p: p.stem)
+def test_rebuilt_fashion_presets_reach_the_recorded_metrics(name):
+    if not FASHION.is_dir():
+        pytest.skip(f"Fashion-MNIST is not at {FASHION}")
+    result = recipes.build(name.stem, data_dir=FASHION, check=True)
+    assert result["comparison"] and all(row["within"] for row in result["comparison"].values()), result
