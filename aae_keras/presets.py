@@ -154,6 +154,7 @@ def _fetch_archive(url, sha256):
         raise PresetError(f"{url} is not a .tar.gz or .zip archive; preset URLs must point at one.")
     if sha256 is not None and (len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256.lower())):
         raise PresetError(f"sha256 must be 64 hex digits, got {sha256!r}.")
+    sha256 = sha256.lower() if sha256 else None  # get_file compares hex digests exactly
     key = (sha256 or hashlib.sha256(url.encode()).hexdigest())[:16]
     target = os.path.join(home(), "presets", f"{name.split('.')[0]}-{key}")
     if os.path.isdir(target):
@@ -172,6 +173,8 @@ def _fetch_archive(url, sha256):
         raise
     except ValueError as error:  # get_file's hash mismatch
         raise PresetError(f"{url} does not match its sha256 {sha256} (corrupted, truncated or replaced): {error}") from None
+    except OSError as error:
+        raise PresetError(f"could not download or store {url}: {error}") from None
     except Exception as error:  # get_file reports HTTP and URL errors as bare Exceptions
         raise PresetError(f"could not download {url}: {error}") from None
     finally:
@@ -215,7 +218,12 @@ def _extract(archive_path, target):
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
             raise PresetError(f"{os.path.basename(archive_path)} is not a readable .tar.gz or .zip archive "
                               f"(corrupted or truncated?): {error}") from None
-        os.replace(_verified(_preset_root(staging)), target)
+        root = _verified(_preset_root(staging))
+        try:
+            os.replace(root, target)
+        except OSError:
+            if not os.path.isdir(target):  # else another process extracted the same archive first
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
