@@ -28,6 +28,7 @@ Example:
 
 import contextlib
 import datetime
+import gzip
 import hashlib
 import json
 import os
@@ -374,7 +375,8 @@ def check_outputs(model, n=4, seed=0):
     z = np.asarray(model.prior.sample(n, seed=np.array([seed, 11], np.int32)), np.float32)
     labels = None
     if hasattr(model, "heads"):  # dimensionality reduction: the decoder reads y W + z
-        z = z + np.asarray(model.heads)[np.arange(n) % len(np.asarray(model.heads))]
+        heads = np.asarray(model.heads)
+        z = z + heads[np.arange(n) % len(heads)]
     if hasattr(model, "style_grid"):  # decoders that take a class
         labels = (np.arange(n) % model.num_classes).tolist()
         outputs = model.decode(z, labels)
@@ -400,7 +402,8 @@ def pack(directory, archive_path):
     directory = _verified(directory)
     folder = os.path.basename(os.path.abspath(directory))
     with files.atomic_path(archive_path) as tmp:
-        with open(tmp, "wb") as raw, _gzip_writer(raw) as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for name in sorted(os.listdir(directory)):
                 path = os.path.join(directory, name)
                 if not os.path.isfile(path):
@@ -410,12 +413,6 @@ def pack(directory, archive_path):
                 with open(path, "rb") as f:
                     tar.addfile(member, f)
     return {"file": os.path.basename(archive_path), **file_record(archive_path)}
-
-
-def _gzip_writer(raw):
-    import gzip
-
-    return gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9)
 
 
 def _write_json(obj, path):
