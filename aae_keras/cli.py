@@ -243,8 +243,8 @@ def evaluate_command(args):
     """`aae-keras evaluate MODEL`: print test-split results and the codes' MMD as JSON."""
     model = load_model(args.model)
     name, data_dir = args.dataset, args.data_dir
-    if name is None:  # the dataset the model was trained on, if train wrote metrics.json
-        name, data_dir = _training_dataset(args.model, data_dir)
+    if name is None:  # the dataset the model was trained on: from its preset or train's metrics.json
+        name, data_dir = _training_dataset(model, args.model, data_dir)
     x_test, y_test = data.load(name, data_dir=data_dir, split="test")
     expected = tuple(model.encoder.input_shape[1:])
     if tuple(x_test.shape[1:]) != expected:
@@ -527,14 +527,12 @@ def _prepare_out_dir(out, overwrite):
     os.makedirs(out, exist_ok=True)
 
 
-def _training_dataset(model_path, data_dir):
-    """(dataset, data_dir) from a preset's metadata or the metrics.json train wrote next to the
-    model, else digits."""
-    if not os.path.isfile(model_path):  # a preset handle
-        from aae_keras import presets
-
-        with open(os.path.join(presets.resolve(model_path), presets.METADATA_FILE)) as f:
-            return (json.load(f).get("dataset") or {}).get("name", "digits"), data_dir
+def _training_dataset(model, model_path, data_dir):
+    """(dataset, data_dir) from the preset the model came from or the metrics.json train wrote
+    next to the model, else digits."""
+    preset = getattr(model, "preset", None)
+    if preset:
+        return preset.get("dataset") or "digits", data_dir
     path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
     try:
         with open(path) as f:

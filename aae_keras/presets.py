@@ -144,12 +144,12 @@ def download(name):
             f"preset {name!r} has a recipe but no published archive; build it with "
             f"`aae-keras zoo build {name}`."
         )
-    directory = _fetch_archive(f"{base_url()}/{archive['file']}", archive["sha256"])
-    return _verified(directory, entry.get("files"))
+    return _fetch_archive(f"{base_url()}/{archive['file']}", archive["sha256"], entry.get("files"))
 
 
-def _fetch_archive(url, sha256):
-    """Download (through keras.utils.get_file), check and safely extract an archive; its directory."""
+def _fetch_archive(url, sha256, expected=None):
+    """Download (through keras.utils.get_file), check and safely extract an archive; its directory.
+    `expected`: file records (the manifest's) the preset must also match."""
     name = os.path.basename(urllib.parse.urlsplit(url).path)
     if not name.endswith((".tar.gz", ".tgz", ".zip")):
         raise PresetError(f"{url} is not a .tar.gz or .zip archive; preset URLs must point at one.")
@@ -159,7 +159,7 @@ def _fetch_archive(url, sha256):
     key = (sha256 or hashlib.sha256(url.encode()).hexdigest())[:16]
     target = os.path.join(home(), "presets", f"{name.split('.')[0]}-{key}")
     if os.path.isdir(target):
-        return _verified(target)
+        return _verified(target, expected)
     cache = _writable_cache()
     archive_dir = os.path.join(cache, "archives")
     archive_path = os.path.join(archive_dir, f"{key}-{name}")
@@ -168,7 +168,7 @@ def _fetch_archive(url, sha256):
                              cache_dir=cache, cache_subdir="archives")
         if not os.path.isfile(archive_path):
             raise PresetError(f"downloading {url} produced no file at {archive_path}.")
-        _extract(archive_path, target)
+        _extract(archive_path, target, expected)
         return target
     except PresetError:
         raise
@@ -196,7 +196,7 @@ def _writable_cache():
     return cache
 
 
-def _extract(archive_path, target):
+def _extract(archive_path, target, expected=None):
     """Extract a .tar.gz/.zip into `target` via a temporary sibling: regular files and
     directories only, every member inside the target, the preset's hashes checked."""
     staging = tempfile.mkdtemp(prefix=".extract-", dir=os.path.dirname(target))
@@ -219,7 +219,7 @@ def _extract(archive_path, target):
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
             raise PresetError(f"{os.path.basename(archive_path)} is not a readable .tar.gz or .zip archive "
                               f"(corrupted or truncated?): {error}") from None
-        root = _verified(_preset_root(staging))
+        root = _verified(_preset_root(staging), expected)
         try:
             os.replace(root, target)
         except OSError:
@@ -325,8 +325,9 @@ def load(handle, load_weights=True, expected_class=None, sha256=None):
     if load_weights:
         model.load_weights(os.path.join(directory, WEIGHTS_FILE))
     model.compile()
-    model.preset = {"handle": str(handle), "directory": directory,
-                    "name": _read_json(os.path.join(directory, METADATA_FILE)).get("name")}
+    metadata = _read_json(os.path.join(directory, METADATA_FILE))
+    model.preset = {"handle": str(handle), "directory": directory, "name": metadata.get("name"),
+                    "dataset": (metadata.get("dataset") or {}).get("name")}
     return model
 
 
