@@ -2,13 +2,21 @@
 
 `export_decoder(model, "decoder.onnx")` writes an ONNX file with named inputs (`z`, plus `y`
 for decoders that take a class), a dynamic batch axis named `batch`, static image dims, and
-metadata (`metadata_props`): the latent size, output shape, the prior's parameters (or
-"sample_only"), the model class and name, the zoo preset it was loaded from (if any), the
-library version, and for a dimensionality-reduction
-decoder, which reads y W + z, its cluster heads W (`cluster_heads`). A directory path (or
-`format="tf_saved_model"`) writes a SavedModel with the same metadata in `aae_keras.json`.
-Every export runs the written artifact against Keras on batches of 1, 5 and 17 and raises if
-any output differs by more than 1e-5. Files appear only once verified (temp path, then rename).
+metadata (`metadata_props`): the latent size, the output names and shape, the prior's
+parameters (or "sample_only"), the model class and name, the dtype policy it was trained in,
+the zoo preset it was loaded from (if any), the library version, and for a
+dimensionality-reduction decoder, which reads y W + z, its cluster heads W (`cluster_heads`).
+The output is `images` (decoders) or `codes` (encoders); a Gaussian-posterior encoder has two,
+`codes` (the means) and `log_variances`. A directory path (or `format="tf_saved_model"`) writes
+a SavedModel with the same metadata in `aae_keras.json`.
+
+The graph always takes and returns float32: a network built under a mixed-precision policy is
+exported as a float32 copy with the same weights. Every export runs the written artifact
+against the exported Keras network on batches of 1, 5 and 17 and raises if any output differs
+by more than 1e-5 (`TOLERANCE`); for a mixed-precision network it also raises if the artifact
+differs from the network as trained by more than `MIXED_TOLERANCE` (0.05) times the largest
+magnitude of that output (at least 1): bfloat16 keeps about 3 significant digits. Files appear
+only once verified (temp path, then rename).
 
 Example:
     >>> from aae_keras import export, models, networks, priors
@@ -19,6 +27,7 @@ Example:
     (True, ['z'])
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -30,17 +39,20 @@ import numpy as np
 import aae_keras
 from aae_keras import priors
 
-__all__ = ["export_decoder", "export_encoder", "FORMATS", "TOLERANCE", "METADATA_FILE"]
+__all__ = ["export_decoder", "export_encoder", "FORMATS", "TOLERANCE", "MIXED_TOLERANCE", "METADATA_FILE"]
 
 FORMATS = ("onnx", "tf_saved_model")
-TOLERANCE = 1e-5
+TOLERANCE = 1e-5  # exported artifact vs the float32 Keras network it was written from
+MIXED_TOLERANCE = 0.05  # vs a mixed-precision network: max |difference| / max(1, max |Keras output|)
 METADATA_FILE = "aae_keras.json"  # the metadata inside an exported SavedModel directory
 _CHECK_BATCHES = (1, 5, 17)
 
 
 def export_decoder(model, path, format=None, opset=17, overwrite=False):
-    """Export `model`'s decoder to `path`; returns a dict with the path, format, input names,
-    metadata and the largest difference from Keras found by the check."""
+    """Export `model`'s decoder to `path`; returns a dict with the path, format, input and
+    output names, metadata, the largest difference from Keras found by the check
+    (`max_difference`) and, for a mixed-precision model, from the network as trained
+    (`mixed_precision_difference`, else None)."""
     return _export(model, "decoder", path, format, opset, overwrite)
 
 
@@ -56,8 +68,13 @@ def _export(model, part, path, format, opset, overwrite):
         raise ValueError(f"The model's {part} is not built; train it or call it on data once before exporting.")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path!r} exists; pass overwrite=True to replace it or choose another path.")
-    network, specs = _network(model, part)
-    metadata = _metadata(model, part, network, specs)
+    trained, policy = getattr(model, part), _policy(getattr(model, part))
+    with _float32_policy():
+        network, specs, outputs = _network(model, part, _float32_copy(trained, part, policy))
+        references = [(network, False)]
+        if policy != "float32":  # also compare with the network as trained, scaled by its outputs' size
+            references.append((_network(model, part, trained)[0], True))
+    metadata = _metadata(model, part, network, specs, outputs, policy)
     target_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(target_dir, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".aae-export-", dir=target_dir)
@@ -70,18 +87,24 @@ def _export(model, part, path, format, opset, overwrite):
         else:
             with open(os.path.join(tmp, METADATA_FILE), "w") as f:
                 json.dump(metadata, f, indent=2)
-        difference = _check(network, tmp, format, specs, model)
+        difference, *mixed = _check(tmp, format, specs, outputs, references)
         if difference > TOLERANCE:
             raise RuntimeError(
                 f"The exported {part} differs from Keras by {difference:.3g} (> {TOLERANCE}); nothing was written."
+            )
+        if mixed and mixed[0] > MIXED_TOLERANCE:
+            raise RuntimeError(
+                f"The exported float32 {part} differs from the {policy} Keras {part} by {mixed[0]:.3g} "
+                f"(relative to the largest output above 1; > {MIXED_TOLERANCE}); nothing was written."
             )
         if os.path.isdir(path):
             shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"path": path, "format": format, "inputs": [s.name for s in specs], "metadata": metadata,
-            "max_difference": difference}
+    return {"path": path, "format": format, "inputs": [s.name for s in specs], "outputs": outputs,
+            "metadata": metadata, "max_difference": difference,
+            "mixed_precision_difference": mixed[0] if mixed else None}
 
 
 def _format(path, format):
@@ -97,17 +120,69 @@ def _format(path, format):
     return format
 
 
-def _network(model, part):
-    """(a Keras model with named float32 inputs, their InputSpecs) for the part to export."""
+def _network(model, part, core):
+    """(a Keras model with named float32 inputs around `core`, its InputSpecs, output names)."""
     if part == "encoder":
-        shape = tuple(model.encoder.input_shape[1:])
-        return model.encoder, [keras.InputSpec(shape=(None, *shape), dtype="float32", name="x")]
+        spec = keras.InputSpec(shape=(None, *core.input_shape[1:]), dtype="float32", name="x")
+        if getattr(model, "posterior", "deterministic") != "gaussian":
+            return core, [spec], ["codes"]
+        x, d = keras.Input(spec.shape[1:], name="x"), model.latent_dim
+        out = core(x)
+        wrapped = keras.Model(x, {"codes": out[:, :d], "log_variances": out[:, d:]}, name="encoder")
+        return wrapped, [spec], ["codes", "log_variances"]
     z_spec = keras.InputSpec(shape=(None, model.latent_dim), dtype="float32", name="z")
     if not _takes_class(model):
-        return model.decoder, [z_spec]
+        return core, [z_spec], ["images"]
     z, y = keras.Input((model.latent_dim,), name="z"), keras.Input((model.num_classes,), name="y")
-    wrapped = keras.Model([z, y], model.decoder(keras.layers.Concatenate()([y, z])), name="decoder")
-    return wrapped, [z_spec, keras.InputSpec(shape=(None, model.num_classes), dtype="float32", name="y")]
+    wrapped = keras.Model([z, y], core(keras.layers.Concatenate()([y, z])), name="decoder")
+    y_spec = keras.InputSpec(shape=(None, model.num_classes), dtype="float32", name="y")
+    return wrapped, [z_spec, y_spec], ["images"]
+
+
+def _policy(network):
+    """The dtype policy `network`'s layers use: "float32", "mixed_bfloat16", ... (comma-joined if several)."""
+    names = set()
+    stack = [network]
+    while stack:
+        layer = stack.pop()
+        names.add(layer.dtype_policy.name)
+        stack.extend(getattr(layer, "layers", ()))
+    return ", ".join(sorted(names - {"float32"})) or "float32"
+
+
+def _float32_copy(network, part, policy):
+    """`network` itself if it computes in float32, else a float32 rebuild holding its weights."""
+    if policy == "float32":
+        return network
+    config = _with_float32_policies(keras.saving.serialize_keras_object(network))
+    try:
+        copy = keras.saving.deserialize_keras_object(config)
+        copy.set_weights(network.get_weights())
+    except Exception as error:
+        raise ValueError(f"Cannot rebuild the {policy} {part} in float32 for export: {error}") from None
+    return copy
+
+
+def _with_float32_policies(config):
+    """A copy of a serialized Keras object with every dtype policy set to float32."""
+    if isinstance(config, list):
+        return [_with_float32_policies(v) for v in config]
+    if not isinstance(config, dict):
+        return config
+    if config.get("class_name") == "DTypePolicy":
+        return {**config, "config": {**config["config"], "name": "float32"}}
+    return {k: _with_float32_policies(v) for k, v in config.items()}
+
+
+@contextlib.contextmanager
+def _float32_policy():
+    """Build layers under the float32 global dtype policy; the caller's is restored after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _takes_class(model):
@@ -115,7 +190,7 @@ def _takes_class(model):
     return hasattr(model, "num_classes") and width == model.latent_dim + model.num_classes
 
 
-def _metadata(model, part, network, specs):
+def _metadata(model, part, network, specs, outputs, policy):
     info = priors.describe(model.prior)
     prior = priors.to_config(model.prior) if info["kind"] != "sample_only" else {"kind": "sample_only", "dim": info["dim"]}
     metadata = {
@@ -129,7 +204,9 @@ def _metadata(model, part, network, specs):
         "latent_dim": int(model.latent_dim),
         "num_classes": int(getattr(model, "num_classes", 0) or 0),
         "inputs": [s.name for s in specs],
-        "output_shape": [int(v) for v in network.output_shape[1:]],
+        "outputs": outputs,
+        "output_shape": [int(v) for v in keras.tree.flatten(network.output)[0].shape[1:]],  # of each output
+        "trained_dtype_policy": policy,
         "prior": prior,
     }
     if part == "decoder" and hasattr(model, "heads"):
@@ -139,18 +216,18 @@ def _metadata(model, part, network, specs):
 
 
 def _finish_onnx(path, metadata):
-    """Name the batch axis `batch`, the output `images` / `codes`, and store the metadata."""
+    """Name the batch axis `batch` and the outputs as in `metadata["outputs"]`; store the metadata."""
     import onnx
 
     graph_model = onnx.load(path)
     graph = graph_model.graph
     for value in [*graph.input, *graph.output]:
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    new_name = "images" if metadata["part"] == "decoder" else "codes"
-    old_name = graph.output[0].name
+    renames = {value.name: name for value, name in zip(graph.output, metadata["outputs"])}
     for node in graph.node:
-        node.output[:] = [new_name if o == old_name else o for o in node.output]
-    graph.output[0].name = new_name
+        node.output[:] = [renames.get(o, o) for o in node.output]
+    for value in graph.output:
+        value.name = renames[value.name]
     del graph_model.metadata_props[:]
     for key, value in metadata.items():
         entry = graph_model.metadata_props.add()
@@ -158,25 +235,35 @@ def _finish_onnx(path, metadata):
     onnx.save(graph_model, path)
 
 
-def _check(network, path, format, specs, model):
-    """Largest |exported - Keras| over batches of 1, 5 and 17 inputs."""
+def _check(path, format, specs, outputs, references):
+    """For each (Keras network, scaled) reference, the largest |exported - Keras| over every
+    output on batches of 1, 5 and 17 inputs; where scaled, divided by max(1, max |Keras output|)."""
     rng = np.random.default_rng(0)
     if format == "onnx":
         import onnxruntime
 
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        run = lambda feeds: session.run(None, feeds)[0]  # noqa: E731
+        run = lambda feeds: session.run(outputs, feeds)  # noqa: E731
     else:
         import tensorflow as tf
 
         loaded = tf.saved_model.load(path)  # keep a reference: its variables live with it
-        run = lambda feeds: np.asarray(loaded.serve(_one_argument(list(feeds.values()))))  # noqa: E731
-    worst = 0.0
+        run = lambda feeds: _named(loaded.serve(_one_argument(list(feeds.values()))), outputs)  # noqa: E731
+    worst = [0.0] * len(references)
     for n in _CHECK_BATCHES:
         feeds = {s.name: _example_inputs(s, n, rng) for s in specs}
-        expected = np.asarray(network(_one_argument(list(feeds.values()))))
-        worst = max(worst, float(np.max(np.abs(run(feeds) - expected))))
+        got = run(feeds)
+        for i, (network, scaled) in enumerate(references):
+            for g, e in zip(got, _named(network(_one_argument(list(feeds.values()))), outputs)):
+                scale = max(1.0, float(np.max(np.abs(e)))) if scaled else 1.0
+                worst[i] = max(worst[i], float(np.max(np.abs(g - e))) / scale)
     return worst
+
+
+def _named(result, outputs):
+    """A network's or SavedModel's result as float32 arrays in the order of `outputs`."""
+    values = [result[name] for name in outputs] if isinstance(result, dict) else [result]
+    return [np.asarray(v).astype(np.float32) for v in values]
 
 
 def _one_argument(values):

@@ -44,6 +44,12 @@ class LatentRegularizer:
         config["prior"] = priors.from_config(config["prior"])
         return cls(**config)
 
+    @staticmethod
+    def _defined(n, estimate):
+        """The estimate where the batch holds at least 2 codes, else 0: the within-batch
+        U-statistic needs a pair, so a batch of 0 or 1 codes contributes no MMD term."""
+        return ops.where(n >= 2.0, estimate, ops.zeros_like(estimate))
+
     def _check_codes(self, z):
         if z.shape[-1] is not None and z.shape[-1] != self.dim:
             raise ValueError(
@@ -86,9 +92,10 @@ class ClosedFormMMD(LatentRegularizer):
         z = ops.cast(z, "float32")
         n = ops.cast(ops.shape(z)[0], "float32")
         gram = kernels.rbf_ladder(kernels.pairwise_sq_distances(z), self.bandwidths, self.weights)
-        within = (ops.sum(gram) - n * self._diagonal) / (n * (n - 1.0))  # k(z, z) = sum_j w_j
-        cross = ops.mean(self.kernel_mean(z))
-        return within - 2.0 * cross + self.kernel_mean.self_mean
+        pairs = ops.maximum(n * (n - 1.0), 1.0)  # no pair below 2 codes: see _defined
+        within = (ops.sum(gram) - n * self._diagonal) / pairs  # k(z, z) = sum_j w_j
+        cross = ops.sum(self.kernel_mean(z)) / ops.maximum(n, 1.0)
+        return self._defined(n, within - 2.0 * cross + self.kernel_mean.self_mean)
 
     def get_config(self):
         return {**super().get_config(), "bandwidths": self.bandwidths, "weights": self.weights}
@@ -198,12 +205,12 @@ class SampleMMD(LatentRegularizer):
         k = self._kernel(kernels.pairwise_sq_distances(both))
         nf = ops.cast(n, "float32")
         k_zz, k_yy, k_zy = k[:n, :n], k[n:, n:], k[:n, n:]
-        off_diagonal = nf * (nf - 1.0)
-        return (
+        off_diagonal = ops.maximum(nf * (nf - 1.0), 1.0)  # no pair below 2 codes: see _defined
+        return self._defined(nf, (
             (ops.sum(k_zz) - ops.trace(k_zz)) / off_diagonal
             + (ops.sum(k_yy) - ops.trace(k_yy)) / off_diagonal
-            - 2.0 * ops.mean(k_zy)
-        )
+            - 2.0 * ops.sum(k_zy) / ops.maximum(nf * nf, 1.0)
+        ))
 
     def _kernel(self, d2):
         if self.kernel == "rbf":

@@ -89,3 +89,13 @@ def http_server(directory):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(params=["mixed_bfloat16", "mixed_float16"])
+def mixed_policy(request):
+    """The global dtype policy set to a mixed one for the test; float32 again afterwards."""
+    keras.mixed_precision.set_global_policy(request.param)
+    try:
+        yield request.param
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

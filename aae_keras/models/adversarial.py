@@ -14,6 +14,7 @@ Example:
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from aae_keras import distribute
 from aae_keras.models.base import LatentAutoencoder
@@ -27,7 +28,8 @@ class AdversarialAutoencoder(LatentAutoencoder):
 
     Options: `posterior` ("deterministic" or "gaussian"), `instance_noise` (std of Gaussian
     noise added to both discriminator inputs), `label_smoothing` (real targets 1 - s),
-    `discriminator_steps` per generator step. Logs `reconstruction`, `discriminator_loss`,
+    `discriminator_steps` per generator step. Logs `loss` (the encoder and decoder's objective:
+    reconstruction + generator loss), `reconstruction`, `discriminator_loss`,
     `discriminator_accuracy` and `generator_loss` (per-example means).
     """
 
@@ -57,6 +59,7 @@ class AdversarialAutoencoder(LatentAutoencoder):
         self.instance_noise = float(instance_noise)
         self.label_smoothing = float(label_smoothing)
         self.discriminator_steps = int(discriminator_steps)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
         self.discriminator_loss_tracker = keras.metrics.Mean(name="discriminator_loss")
         self.discriminator_accuracy_tracker = keras.metrics.Mean(name="discriminator_accuracy")
         self.generator_loss_tracker = keras.metrics.Mean(name="generator_loss")
@@ -64,6 +67,7 @@ class AdversarialAutoencoder(LatentAutoencoder):
     @property
     def metrics(self):
         return [
+            self.loss_tracker,
             self.reconstruction_tracker,
             self.discriminator_loss_tracker,
             self.discriminator_accuracy_tracker,
@@ -77,10 +81,10 @@ class AdversarialAutoencoder(LatentAutoencoder):
 
         `ae_optimizer` is also `model.optimizer`, so learning-rate callbacks act on it.
         """
-        self.ae_optimizer = ae_optimizer or keras.optimizers.Adam(1e-3)
-        self.discriminator_optimizer = discriminator_optimizer or keras.optimizers.Adam(5e-4, beta_1=0.5)
-        self.generator_optimizer = generator_optimizer or keras.optimizers.Adam(5e-4, beta_1=0.5)
-        super().compile(optimizer=self.ae_optimizer, **kwargs)
+        self.discriminator_optimizer = self._loss_scaled(discriminator_optimizer or keras.optimizers.Adam(5e-4, beta_1=0.5))
+        self.generator_optimizer = self._loss_scaled(generator_optimizer or keras.optimizers.Adam(5e-4, beta_1=0.5))
+        super().compile(optimizer=ae_optimizer or keras.optimizers.Adam(1e-3), **kwargs)
+        self.ae_optimizer = self.optimizer  # wrapped for loss scaling under mixed_float16
         if self.built:  # build every optimizer now (needed under tf.distribute, and to restore)
             self.ae_optimizer.build(self._autoencoder_variables())
             self.discriminator_optimizer.build(self.discriminator.trainable_variables)
@@ -105,7 +109,7 @@ class AdversarialAutoencoder(LatentAutoencoder):
             local = tf.shape(z)[0]
             noise = tf.random.stateless_normal([distribute.global_size(local), self.latent_dim], seed=seed)
             z = z + self.instance_noise * distribute.replica_slice(noise, local)
-        return self.discriminator(z, training=True)
+        return ops.cast(self.discriminator(z, training=True), "float32")
 
     def train_step(self, data):
         x = self._features(data)
@@ -114,7 +118,7 @@ class AdversarialAutoencoder(LatentAutoencoder):
         with tf.GradientTape() as tape:  # (1) reconstruction
             z = self._codes(x, training=True, seed=self._seed(step, 1))
             reconstruction = tf.reduce_mean(self.reconstruction_loss(x, self.decoder(z, training=True)))
-            scaled = distribute.scale_loss(reconstruction)
+            scaled = self._scaled(self.ae_optimizer, reconstruction)
         variables = self._autoencoder_variables()
         self.ae_optimizer.apply(tape.gradient(scaled, variables), variables)
 
@@ -127,17 +131,18 @@ class AdversarialAutoencoder(LatentAutoencoder):
                 real_logits = self._discriminate(real, self._seed(step, tag + 2))
                 fake_logits = self._discriminate(fake, self._seed(step, tag + 3))
                 d_loss, accuracy = self._discriminator_loss(real_logits, fake_logits, self.label_smoothing)
-                scaled = distribute.scale_loss(d_loss)
+                scaled = self._scaled(self.discriminator_optimizer, d_loss)
             variables = self.discriminator.trainable_variables
             self.discriminator_optimizer.apply(tape.gradient(scaled, variables), variables)
 
         with tf.GradientTape() as tape:  # (3) generator
             z = self._codes(x, training=True, seed=self._seed(step, 2))
             g_loss = _bce(1.0, self._discriminate(z, self._seed(step, 3)))
-            scaled = distribute.scale_loss(g_loss)
+            scaled = self._scaled(self.generator_optimizer, g_loss)
         variables = self.encoder.trainable_variables
         self.generator_optimizer.apply(tape.gradient(scaled, variables), variables)
         return self._record(
+            loss=reconstruction + g_loss,
             reconstruction=reconstruction,
             discriminator_loss=d_loss,
             discriminator_accuracy=accuracy,
@@ -145,22 +150,25 @@ class AdversarialAutoencoder(LatentAutoencoder):
         )
 
     def test_step(self, data):
-        x = self._features(data)
+        x = self._features(data, training=False)
         z = self._codes(x)
         reconstruction = tf.reduce_mean(self.reconstruction_loss(x, self.decoder(z)))
         real = self._prior_slice(tf.shape(x)[0], self._seed(self.ae_optimizer.iterations, 5))
         fake_logits = self.discriminator(z)
         d_loss, accuracy = self._discriminator_loss(self.discriminator(real), fake_logits)
+        g_loss = _bce(1.0, fake_logits)
         return self._record(
+            loss=reconstruction + g_loss,
             reconstruction=reconstruction,
             discriminator_loss=d_loss,
             discriminator_accuracy=accuracy,
-            generator_loss=_bce(1.0, fake_logits),
+            generator_loss=g_loss,
         )
 
     @staticmethod
     def _discriminator_loss(real_logits, fake_logits, label_smoothing=0.0):
         """Mean cross-entropy (prior samples real, codes fake) and accuracy of the discriminator."""
+        real_logits, fake_logits = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
         loss = _bce(1.0 - label_smoothing, real_logits) + _bce(0.0, fake_logits)
         accuracy = 0.5 * tf.reduce_mean(
             tf.cast(real_logits > 0, tf.float32) + tf.cast(fake_logits < 0, tf.float32)
@@ -178,7 +186,8 @@ class AdversarialAutoencoder(LatentAutoencoder):
 
 
 def _bce(target, logits):
-    """Mean binary cross-entropy of logits against a constant target."""
+    """Mean binary cross-entropy of logits against a constant target (in float32)."""
+    logits = ops.cast(logits, "float32")
     return tf.reduce_mean(
         tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), target), logits=logits)
     )

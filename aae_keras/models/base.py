@@ -11,6 +11,9 @@ Example:
     (4, 8, 8)
 """
 
+import contextlib
+import re
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -22,7 +25,17 @@ from aae_keras import distribute, priors
 __all__ = ["LatentAutoencoder", "RECONSTRUCTIONS"]
 
 RECONSTRUCTIONS = ("bce", "mse")
-_NON_FINITE = "aae_keras: non-finite training data"
+# In-graph checks fail with "aae_keras[<phase>]: <problem>"; fit and evaluate turn that into a
+# ValueError with the message below (phase "train": the training data, "test": the validation
+# or evaluation data).
+_DATA_CHECK = re.compile(r"aae_keras\[(train|test)\]: ([a-z_]+)")
+_DATA_PROBLEMS = {
+    "non_finite": "{what} contains non-finite values (NaN or inf); clean or drop them "
+    "(aae_keras.data.check_finite finds them).",
+    "outside_unit_range": "{what} holds values outside [0, 1], which the binary cross-entropy "
+    'reconstruction cannot fit; scale the images to [0, 1] (e.g. x / 255 for uint8 images, as '
+    'aae_keras.data.from_arrays does) or build the model with reconstruction="mse".',
+}
 
 
 class LatentAutoencoder(keras.Model):
@@ -53,16 +66,14 @@ class LatentAutoencoder(keras.Model):
     # ----------------------------------------------------------------- user-facing numpy API
     def encode(self, x, batch_size=256):
         """Codes for images x (numpy in, numpy out); the posterior mean for a Gaussian one."""
-        x = self._check_images(np.asarray(x, np.float32))
-        codes = self.encoder.predict(x, batch_size=batch_size, verbose=0)
-        return codes[:, : self.latent_dim]
+        return self._encoder_outputs(x, batch_size)[:, : self.latent_dim]
 
     def decode(self, z, batch_size=256):
         """Images for codes z [n, d] (numpy in, numpy out)."""
-        z = np.asarray(z, np.float32)
+        z = _numeric(z, "decode: the codes").astype(np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"decode expects codes of shape (n, {self.latent_dim}), got {z.shape}.")
-        return self.decoder.predict(z, batch_size=batch_size, verbose=0)
+        return self._predict(self.decoder, z, batch_size, "decode")
 
     def sample(self, n, seed=None):
         """n images decoded from prior samples."""
@@ -72,23 +83,73 @@ class LatentAutoencoder(keras.Model):
     def call(self, x, training=False):
         return self.decoder(self._codes(x, training=training), training=training)
 
-    # ------------------------------------------------------------------------ training pieces
-    def fit(self, x=None, *args, **kwargs):
-        if isinstance(x, np.ndarray):
-            data_lib.check_finite(self._check_images(x))
-        try:
-            return super().fit(x, *args, **kwargs)
-        except tf.errors.InvalidArgumentError as error:
-            if _NON_FINITE in str(error):
-                raise ValueError(
-                    "The training data contains non-finite values (NaN or inf); clean or drop "
-                    "them before training (aae_keras.data.check_finite finds them)."
-                ) from None
-            raise
+    # ------------------------------------------------------------------- fit and evaluate
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, with the data checked first (see `_check_data`)."""
+        _refuse_sample_weights(kwargs)
+        self._check_data(x, "training data")
+        validation = kwargs.get("validation_data")
+        if validation is not None:
+            self._check_data(validation[0] if isinstance(validation, (tuple, list)) else validation, "validation data")
+        with self._clear_data_errors("validation data"):
+            return super().fit(x, y, *args, **kwargs)
 
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`, with the data checked first."""
+        _refuse_sample_weights(kwargs)
+        self._check_data(x, "evaluation data")
+        with self._clear_data_errors("evaluation data"):
+            return super().evaluate(x, y, *args, **kwargs)
+
+    def _check_data(self, x, what):
+        """Check numpy images before Keras sees them: shape, non-empty, finite, and in [0, 1]
+        for the BCE reconstruction (datasets are checked batch by batch in the train step)."""
+        if not isinstance(x, np.ndarray):
+            return
+        x = self._check_images(_numeric(x, what))
+        if len(x) == 0:
+            raise ValueError(f"The {what} is empty (shape {x.shape}); pass at least one example.")
+        data_lib.check_finite(x, what=f"The {what}")
+        if self.reconstruction == "bce" and (x.min() < 0 or x.max() > 1):
+            raise ValueError(
+                _DATA_PROBLEMS["outside_unit_range"].format(what=f"The {what} (values {x.min()}..{x.max()})")
+            )
+
+    @contextlib.contextmanager
+    def _clear_data_errors(self, test_data):
+        """Turn the train and test steps' failed data checks into one-line ValueErrors;
+        `test_data` names what the test step sees ("validation data" during fit)."""
+        try:
+            yield
+        except tf.errors.InvalidArgumentError as error:
+            found = _DATA_CHECK.search(str(error))
+            if not found:
+                raise
+            what = "The training data" if found.group(1) == "train" else f"The {test_data}"
+            raise ValueError(self._data_problems()[found.group(2)].format(what=what)) from None
+
+    def _data_problems(self):
+        """{problem: message template} of the in-graph data checks ({what}: which data)."""
+        return dict(_DATA_PROBLEMS)
+
+    def _features(self, data, training=True):
+        """The images of a batch as float32, checked in the graph: finite, and in [0, 1] for the
+        BCE reconstruction. Sample weights are refused (the latent terms are batch statistics)."""
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        _refuse_sample_weights({"sample_weight": sample_weight})
+        x = tf.cast(x, tf.float32)
+        phase = "train" if training else "test"
+        checks = [tf.debugging.assert_all_finite(x, f"aae_keras[{phase}]: non_finite")]
+        if self.reconstruction == "bce":
+            inside = tf.logical_and(tf.reduce_min(x) >= 0.0, tf.reduce_max(x) <= 1.0)
+            checks.append(tf.debugging.Assert(inside, [f"aae_keras[{phase}]: outside_unit_range"]))
+        with tf.control_dependencies(checks):
+            return tf.identity(x)
+
+    # ------------------------------------------------------------------------ training pieces
     def reconstruction_loss(self, x, x_hat):
-        """Per-example reconstruction loss [n]: features summed."""
-        x = ops.cast(x, x_hat.dtype)
+        """Per-example reconstruction loss [n] in float32: features summed."""
+        x, x_hat = ops.cast(x, "float32"), ops.cast(x_hat, "float32")
         if self.reconstruction == "bce":
             x_hat = ops.clip(x_hat, 1e-7, 1.0 - 1e-7)
             per_feature = -(x * ops.log(x_hat) + (1.0 - x) * ops.log(1.0 - x_hat))
@@ -96,15 +157,13 @@ class LatentAutoencoder(keras.Model):
             per_feature = ops.square(x - x_hat)
         return ops.sum(ops.reshape(per_feature, (ops.shape(x)[0], -1)), axis=1)
 
-    def _features(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x = tf.convert_to_tensor(x, tf.float32)
-        tf.debugging.assert_all_finite(x, _NON_FINITE)
-        return x
+    def _encode_batch(self, x, training=False):
+        """The encoder's raw output for a batch, in float32 (whatever the dtype policy)."""
+        return ops.cast(self.encoder(x, training=training), "float32")
 
     def _codes(self, x, training=False, seed=None):
         """Codes from the encoder; for a Gaussian posterior, sampled when `seed` is given."""
-        out = self.encoder(x, training=training)
+        out = self._encode_batch(x, training=training)
         if self.posterior == "deterministic":
             return out
         mean, log_var = out[:, : self.latent_dim], out[:, self.latent_dim :]
@@ -115,6 +174,19 @@ class LatentAutoencoder(keras.Model):
             [distribute.global_size(local), self.latent_dim], seed=seed
         )
         return mean + tf.exp(0.5 * log_var) * distribute.replica_slice(noise, local)
+
+    @staticmethod
+    def _scaled(optimizer, loss):
+        """The loss a phase differentiates: divided by the replica count (gradients are summed
+        across replicas) and scaled by `optimizer`'s loss scale (mixed_float16)."""
+        return optimizer.scale_loss(distribute.scale_loss(loss))
+
+    def _loss_scaled(self, optimizer):
+        """`optimizer` wrapped in a LossScaleOptimizer under the mixed_float16 policy (as Keras's
+        compile does for `model.optimizer`), so float16 gradients do not underflow."""
+        if self.dtype_policy.name == "mixed_float16" and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
 
     def _seed(self, step, tag):
         """A stateless [2] seed for this step and purpose, the same on every replica."""
@@ -141,6 +213,23 @@ class LatentAutoencoder(keras.Model):
         if distribute.multi_worker():
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
+
+    def _encoder_outputs(self, x, batch_size):
+        """The encoder's outputs for numpy images x (checked), float32."""
+        x = self._check_images(_numeric(x, "the images").astype(np.float32))
+        return self._predict(self.encoder, x, batch_size, "encode")
+
+    def _predict(self, network, inputs, batch_size, what):
+        """network(inputs) in batches, numpy float32; a clear error for no inputs.
+
+        The network is called directly rather than through `predict`: no per-call data
+        pipeline (150 ms for a handful of images) and no traced function to retrace when
+        the number of inputs changes."""
+        if len(inputs) == 0:
+            raise ValueError(f"{what} got no examples (an array of shape {inputs.shape}); pass at least one.")
+        batch_size = max(1, int(batch_size))
+        outputs = [network(inputs[start : start + batch_size], training=False) for start in range(0, len(inputs), batch_size)]
+        return np.concatenate([np.asarray(ops.convert_to_numpy(out), np.float32) for out in outputs], axis=0)
 
     def _check_images(self, x):
         """x itself if its example shape is the encoder's input shape, else a clear error."""
@@ -212,3 +301,22 @@ class LatentAutoencoder(keras.Model):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         config["prior"] = priors.from_config(config["prior"])
         return cls(**config)
+
+
+def _numeric(x, what):
+    """`x` as a numpy array, or a clear error for non-numeric input."""
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise ValueError(f"{what} must be numeric, got an array of dtype {x.dtype}.")
+    return x
+
+
+def _refuse_sample_weights(kwargs):
+    """aae-keras models have no per-example weighting: refuse sample_weight / class_weight."""
+    given = [name for name in ("sample_weight", "class_weight") if kwargs.get(name) is not None]
+    if given:
+        raise ValueError(
+            f"aae-keras models do not support {' or '.join(given)}: the MMD and adversarial terms "
+            "are statistics of the whole batch, so examples cannot be weighted one by one. Drop it, "
+            "or repeat (or subsample) examples to change their weight."
+        )

@@ -57,7 +57,7 @@ class LabelConditionedAutoencoder(MatchedAutoencoder):
         return [Slot("z", self.prior, conditional=True)]
 
     def _parts(self, x, training=False):
-        return {"z": self.encoder(x, training=training)}
+        return {"z": self._encode_batch(x, training=training)}
 
     def _decoder_input(self, parts, labels):
         return parts["z"]

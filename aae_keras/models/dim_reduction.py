@@ -74,8 +74,8 @@ class DimReductionAutoencoder(CategoricalEncoding, MatchedAutoencoder):
 
     def encode(self, x, batch_size=256):
         """The d-dimensional map y W + z of images x (numpy)."""
-        out = self.encoder.predict(self._check_images(np.asarray(x, np.float32)), batch_size=batch_size, verbose=0)
-        probabilities = np.asarray(tf.nn.softmax(out[:, : self.num_classes]))
+        out = self._encoder_outputs(x, batch_size)
+        probabilities = np.asarray(keras.ops.softmax(out[:, : self.num_classes]), np.float32)
         return probabilities @ np.asarray(self.heads) + out[:, self.num_classes :]
 
     def cluster(self, x, batch_size=256):

@@ -19,6 +19,9 @@ Example:
 
 from typing import NamedTuple
 
+import json
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -30,7 +33,6 @@ from aae_keras.models.base import LatentAutoencoder
 __all__ = ["REGULARIZERS", "MatchedAutoencoder", "Slot"]
 
 REGULARIZERS = ("mmd", "sample_mmd", "imq_mmd", "adversarial")
-_BAD_LABELS = "aae_keras: labels out of range"
 
 
 class Slot(NamedTuple):
@@ -142,9 +144,12 @@ class MatchedAutoencoder(LatentAutoencoder):
         def adam(given, rate, beta_1=0.9, used=True):
             return (given or keras.optimizers.Adam(rate, beta_1=beta_1)) if used else None
 
-        self.discriminator_optimizer = adam(discriminator_optimizer, 5e-4, 0.5, self.adversarial)
-        self.generator_optimizer = adam(generator_optimizer, 5e-4, 0.5, self.adversarial)
-        self.classifier_optimizer = adam(classifier_optimizer, 1e-3, used=self.classifies)
+        def scaled(optimizer):
+            return optimizer and self._loss_scaled(optimizer)
+
+        self.discriminator_optimizer = scaled(adam(discriminator_optimizer, 5e-4, 0.5, self.adversarial))
+        self.generator_optimizer = scaled(adam(generator_optimizer, 5e-4, 0.5, self.adversarial))
+        self.classifier_optimizer = scaled(adam(classifier_optimizer, 1e-3, used=self.classifies))
         super().compile(optimizer=adam(optimizer, 1e-3), **kwargs)
         if self.built:  # build every optimizer now (needed under tf.distribute, and to restore)
             self.optimizer.build(self._autoencoder_variables())
@@ -175,7 +180,7 @@ class MatchedAutoencoder(LatentAutoencoder):
         step = self.optimizer.iterations
         with tf.GradientTape() as tape:
             terms, _ = self._objective(x, labels, step, training=True)
-            scaled = distribute.scale_loss(terms["loss"])
+            scaled = self._scaled(self.optimizer, terms["loss"])
         variables = self._autoencoder_variables()
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
 
@@ -183,35 +188,37 @@ class MatchedAutoencoder(LatentAutoencoder):
             with tf.GradientTape() as tape:  # discriminators: prior samples real, codes fake
                 parts = {k: tf.stop_gradient(v) for k, v in self._parts(x, training=True).items()}
                 adversarial = self._adversarial_terms(parts, labels, step)
-                scaled = distribute.scale_loss(adversarial["discriminator_loss"])
+                scaled = self._scaled(self.discriminator_optimizer, adversarial["discriminator_loss"])
             variables = [v for d in self.discriminators for v in d.trainable_variables]
             self.discriminator_optimizer.apply(tape.gradient(scaled, variables), variables)
             with tf.GradientTape() as tape:  # generator: the encoder fools the discriminators
                 generator = self._generator_loss(self._parts(x, training=True), labels)
-                scaled = distribute.scale_loss(generator)
+                scaled = self._scaled(self.generator_optimizer, generator)
             self.generator_optimizer.apply(tape.gradient(scaled, self.encoder.trainable_variables), self.encoder.trainable_variables)
-            terms.update(adversarial, generator_loss=generator)
+            terms.update(adversarial, generator_loss=generator, loss=terms["loss"] + generator)
 
         if self.classifies:
             with tf.GradientTape() as tape:  # semi-supervised phase on the labeled examples
                 classification = self._classification_terms(self._parts(x, training=True), labels)
-                scaled = distribute.scale_loss(classification["classification_loss"])
+                scaled = self._scaled(self.classifier_optimizer, classification["classification_loss"])
             variables = self.encoder.trainable_variables
             self.classifier_optimizer.apply(tape.gradient(scaled, variables), variables)
             terms.update(classification)
         return self._record(**terms)
 
     def test_step(self, data):
-        x, labels = self._inputs(data)
+        x, labels = self._inputs(data, training=False)
         terms, parts = self._objective(x, labels, self.optimizer.iterations, training=False)
         if self.adversarial:
-            terms.update(self._adversarial_terms(parts, labels, self.optimizer.iterations))
+            adversarial = self._adversarial_terms(parts, labels, self.optimizer.iterations)
+            terms.update(adversarial, loss=terms["loss"] + adversarial["generator_loss"])
         if self.classifies:
             terms.update(self._classification_terms(parts, labels))
         return self._record(**terms)
 
     def _objective(self, x, labels, step, training):
-        """The loss of the reconstruction phase (with the MMD terms unless adversarial)."""
+        """The loss of the reconstruction phase (with the MMD terms unless adversarial; the
+        adversarial models' logged `loss` adds the generator loss)."""
         parts = self._parts(x, training=training)
         x_hat = self.decoder(self._decoder_input(parts, labels), training=training)
         terms = {"reconstruction": tf.reduce_mean(self.reconstruction_loss(x, x_hat)), **self._penalties(parts)}
@@ -292,19 +299,39 @@ class MatchedAutoencoder(LatentAutoencoder):
         return regularizers.ConditionalMMD(slot.prior)
 
     # ------------------------------------------------------------------------------- labels
-    def _inputs(self, data):
-        """(x, labels) from a batch; labels int32 [n], -1 where missing; range checked."""
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x = self._features(x)
+    def _inputs(self, data, training=True):
+        """(x, labels) from a batch; labels int32 [n], -1 where missing; checked in the graph
+        (integers, in range) before any use."""
+        x = self._features(data, training=training)
+        _, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         if y is None:
             if self.labels == "required":
                 raise ValueError(f"{type(self).__name__} trains on labeled data: call fit(x, y).")
             return x, tf.fill([tf.shape(x)[0]], -1)
-        labels = tf.cast(tf.reshape(y, [-1]), tf.int32)
+        y = tf.reshape(y, [-1])
+        if not (y.dtype.is_integer or y.dtype.is_floating or y.dtype.is_bool):
+            raise ValueError(f"Labels must be integer classes, got a tensor of dtype {y.dtype.name}; map them to 0..{self.num_classes - 1}.")
+        phase = "train" if training else "test"
+        checks = []
+        if y.dtype.is_floating:
+            checks.append(tf.debugging.Assert(tf.reduce_all(tf.equal(y, tf.round(y))), [f"aae_keras[{phase}]: non_integer_labels"]))
+        with tf.control_dependencies(checks):
+            labels = tf.cast(y, tf.int32)
         low = 0 if self.labels == "required" else -1
         in_range = tf.logical_and(labels >= low, labels < self.num_classes)
-        with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(in_range), [_BAD_LABELS, labels])]):
-            return x, tf.identity(labels)  # every use of the labels waits for the check
+        with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(in_range), [f"aae_keras[{phase}]: labels_out_of_range"])]):
+            return x, tf.identity(labels)  # every use of the labels waits for the checks
+
+    def _data_problems(self):
+        low = -1 if self.labels != "required" else 0
+        return {
+            **super()._data_problems(),
+            "labels_out_of_range": f"{{what}} holds a label outside {low}..{self.num_classes - 1} "
+            f"({self.count_name}={self.num_classes}); build the model with {self.count_name} equal to the number of "
+            "classes" + (", and use -1 for an unlabeled example." if low < 0 else "."),
+            "non_integer_labels": "{what} holds labels that are not whole numbers; labels must be integer classes"
+            + (" (-1 for an unlabeled example)." if low < 0 else "."),
+        }
 
     def _check_labels(self, y, n):
         """Numpy labels checked against this model: one per example, in range; returns int array."""
@@ -314,8 +341,12 @@ class MatchedAutoencoder(LatentAutoencoder):
                 "SemiSupervisedAutoencoder to learn from labels)."
             )
         y = np.asarray(y)
-        if y.ndim != 1 or len(y) != n or not (np.issubdtype(y.dtype, np.integer) or np.all(y == np.round(y))):
-            raise ValueError(f"Labels must be 1-D integers, one per example ({n}), got shape {y.shape}, dtype {y.dtype}.")
+        numeric = np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))
+        if y.ndim != 1 or len(y) != n or not numeric:
+            raise ValueError(
+                f"Labels must be 1-D integers, one per example ({n}), got shape {y.shape}, dtype {y.dtype}; "
+                f"map class names to 0..{self.num_classes - 1}."
+            )
         y = y.astype(np.int64)
         low = 0 if self.labels == "required" else -1
         if len(y) and (y.min() < low or y.max() >= self.num_classes):
@@ -329,29 +360,29 @@ class MatchedAutoencoder(LatentAutoencoder):
 
     def fit(self, x=None, y=None, batch_size=None, **kwargs):
         """`Model.fit`; with numpy labels that are partly -1, each batch gets `labeled_batch_size`
-        (keyword, default min(batch_size, number labeled)) extra labeled examples."""
+        (keyword, default min(batch_size, number labeled)) extra labeled examples.
+
+        `validation_split` takes the last examples (and labels) as validation data, as Keras
+        does; a run resumed by `keras.callbacks.BackupAndRestore` continues the labeled batches
+        from the restored epoch, so it ends where an uninterrupted run does."""
         labeled_batch_size = kwargs.pop("labeled_batch_size", None)
         if y is not None and isinstance(x, np.ndarray):
             y = self._check_labels(y, len(x))
+            validation = kwargs.get("validation_data")
+            if validation is not None and isinstance(validation, (tuple, list)) and len(validation) > 1:
+                self._check_labels(validation[1], len(validation[0]))
             if self.classifies and (y < 0).any():
                 from aae_keras import data as data_lib
 
+                self._check_data(x, "training data")
+                x, y, kwargs = _split_validation(x, y, kwargs)
                 batch_size = batch_size or 32
-                epochs, initial_epoch = kwargs.get("epochs", 1), kwargs.get("initial_epoch", 0)
-                x = data_lib.labeled_batches(
-                    self._check_images(x), y, batch_size, labeled_batch_size, self.seed, epochs, initial_epoch
-                )
+                epochs = kwargs.get("epochs", 1)
+                initial_epoch = _restored_epoch(kwargs.get("callbacks"), kwargs.get("initial_epoch", 0))
+                x = data_lib.labeled_batches(x, y, batch_size, labeled_batch_size, self.seed, epochs, initial_epoch)
                 kwargs.update(shuffle=False, steps_per_epoch=len(y) // batch_size)  # the pipeline shuffles
                 y = batch_size = None
-        try:
-            return super().fit(x, y, batch_size=batch_size, **kwargs)
-        except tf.errors.InvalidArgumentError as error:
-            if _BAD_LABELS in str(error):
-                raise ValueError(
-                    f"The labels must lie in {-1 if self.labels != 'required' else 0}.."
-                    f"{self.num_classes - 1}; the dataset holds a label outside that range."
-                ) from None
-            raise
+        return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def _check_networks(self):
         encoder_outputs, decoder_inputs = self._network_sizes(self.num_classes, self.latent_dim)
@@ -402,3 +433,35 @@ def _labeled_mean(values, labeled):
     mask = tf.cast(labeled, tf.float32)
     count = tf.reduce_sum(distribute.gather(tf.reshape(tf.reduce_sum(mask), [1])))
     return distribute.num_replicas() * tf.reduce_sum(values * mask) / tf.maximum(count, 1.0)
+
+
+def _split_validation(x, y, kwargs):
+    """Keras's `validation_split` done by hand: the last fraction of (x, y) becomes
+    `validation_data` (fit then builds labeled batches from the rest)."""
+    split = kwargs.pop("validation_split", None)
+    if not split:
+        return x, y, kwargs
+    if kwargs.get("validation_data") is not None:
+        raise ValueError("Pass validation_split or validation_data, not both.")
+    if not 0 < split < 1:
+        raise ValueError(f"validation_split must lie strictly between 0 and 1, got {split}.")
+    keep = int(len(x) * (1 - split))
+    if keep < 1 or keep == len(x):
+        raise ValueError(f"validation_split={split} leaves no training or no validation examples of {len(x)}.")
+    if not (y[:keep] >= 0).any():
+        raise ValueError(f"validation_split={split} leaves no labeled example to train on; lower it.")
+    return x[:keep], y[:keep], {**kwargs, "validation_data": (x[keep:], y[keep:])}
+
+
+def _restored_epoch(callbacks, initial_epoch):
+    """The epoch a `keras.callbacks.BackupAndRestore` among `callbacks` will resume from (it
+    restores the model in on_train_begin, after fit has built its batches), else `initial_epoch`."""
+    for callback in callbacks or []:
+        if isinstance(callback, keras.callbacks.BackupAndRestore):
+            path = os.path.join(callback.backup_dir, "training_metadata.json")
+            try:
+                with open(path) as f:
+                    return int(json.load(f)["epoch"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return initial_epoch
+    return initial_epoch

@@ -15,6 +15,7 @@ Example:
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from aae_keras import distribute, regularizers
 from aae_keras.models.base import LatentAutoencoder
@@ -59,7 +60,7 @@ class MMDAutoencoder(LatentAutoencoder):
 
     def _loss_terms(self, x, training, step=None):
         z = self._codes(x, training=training, seed=None if step is None else self._seed(step, 1))
-        reconstruction = tf.reduce_mean(self.reconstruction_loss(x, self.decoder(z, training=training)))
+        reconstruction = ops.mean(self.reconstruction_loss(x, self.decoder(z, training=training)))
         seed = self._seed(self.optimizer.iterations if step is None else step, 2)
         regularizer = self.regularizer(distribute.gather(z), seed=seed)
         return reconstruction, regularizer
@@ -70,13 +71,13 @@ class MMDAutoencoder(LatentAutoencoder):
         with tf.GradientTape() as tape:
             reconstruction, regularizer = self._loss_terms(x, True, step)
             loss = reconstruction + self.weight * regularizer
-            scaled = distribute.scale_loss(loss)
+            scaled = self._scaled(self.optimizer, loss)
         variables = self.encoder.trainable_variables + self.decoder.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
         return self._record(loss=loss, reconstruction=reconstruction, regularizer=regularizer)
 
     def test_step(self, data):
-        reconstruction, regularizer = self._loss_terms(self._features(data), False)
+        reconstruction, regularizer = self._loss_terms(self._features(data, training=False), False)
         loss = reconstruction + self.weight * regularizer
         return self._record(loss=loss, reconstruction=reconstruction, regularizer=regularizer)
 

@@ -35,14 +35,14 @@ class CategoricalEncoding:
         return [Slot("y", priors.categorical(self.num_classes)), Slot("z", self.prior)]
 
     def _parts(self, x, training=False):
-        out = self.encoder(x, training=training)
+        out = self._encode_batch(x, training=training)
         logits = out[:, : self.num_classes]
         return {"logits": logits, "y": tf.nn.softmax(logits), "z": out[:, self.num_classes :]}
 
     def class_probabilities(self, x, batch_size=256):
         """q(y | x) [n, K] (numpy)."""
-        logits = self.encoder.predict(self._check_images(np.asarray(x, np.float32)), batch_size=batch_size, verbose=0)
-        return np.asarray(tf.nn.softmax(logits[:, : self.num_classes]))
+        logits = self._encoder_outputs(x, batch_size)[:, : self.num_classes]
+        return np.asarray(keras.ops.softmax(logits), np.float32)
 
     def classify(self, x, batch_size=256):
         """The most probable class (or cluster) of each example [n]."""
@@ -68,8 +68,7 @@ class SemiSupervisedAutoencoder(CategoricalEncoding, ClassStyleDecoding, Matched
 
     def encode(self, x, batch_size=256):
         """Styles z [n, d] of images x (the class part is `class_probabilities`)."""
-        out = self.encoder.predict(self._check_images(np.asarray(x, np.float32)), batch_size=batch_size, verbose=0)
-        return out[:, self.num_classes :]
+        return self._encoder_outputs(x, batch_size)[:, self.num_classes :]
 
 
 @keras.saving.register_keras_serializable(package="aae_keras")

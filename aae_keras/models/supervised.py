@@ -31,6 +31,8 @@ class ClassStyleDecoding:
         z = np.asarray(z, np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"decode expects styles of shape (n, {self.latent_dim}), got {z.shape}.")
+        if len(z) == 0:
+            raise ValueError(f"decode got no examples (styles of shape {z.shape}); pass at least one.")
         y = np.asarray(y)
         if y.ndim < 2:
             y = np.broadcast_to(y, (len(z),)).astype(np.int64)
@@ -40,7 +42,7 @@ class ClassStyleDecoding:
         if y.shape != (len(z), self.num_classes):
             raise ValueError(f"y must be ints or class rows of shape ({len(z)}, {self.num_classes}), got {y.shape}.")
         inputs = np.concatenate([y.astype(np.float32), z], axis=1)
-        return self.decoder.predict(inputs, batch_size=batch_size, verbose=0)
+        return self._predict(self.decoder, inputs, batch_size, "decode")
 
     def sample(self, n, y=None, seed=None):
         """n images from prior styles; classes `y` (int or n ints), random when None."""
@@ -73,7 +75,7 @@ class SupervisedAutoencoder(ClassStyleDecoding, MatchedAutoencoder):
         return [Slot("z", self.prior)]
 
     def _parts(self, x, training=False):
-        return {"z": self.encoder(x, training=training)}
+        return {"z": self._encode_batch(x, training=training)}
 
     def _decoder_input(self, parts, labels):
         return tf.concat([tf.one_hot(labels, self.num_classes), parts["z"]], axis=-1)
