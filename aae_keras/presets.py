@@ -7,18 +7,21 @@ latents with their decoded outputs, and the sha256 of the other two files. Every
 verifies those hashes.
 
 A handle is one of:
-- a zoo name from `zoo/manifest.json` (`list()` names them): the shipped files in
-  `zoo/presets/<name>/` when present, else the archive `<name>.tar.gz` from the zoo's base
-  URL (`AAE_KERAS_ZOO_URL` overrides it), checked against the manifest's sha256;
+- a zoo name from the zoo's `manifest.json` (`list()` names them): the shipped files in
+  `<zoo>/presets/<name>/` when present, else the archive `<name>.tar.gz` from the zoo's base
+  URL (`AAE_KERAS_ZOO_URL`; the manifest names none yet), checked against the manifest's sha256;
 - a local preset directory;
 - an `http(s)://` or `file://` URL of a `.tar.gz` or `.zip` archive, optionally ending in
   `#sha256=<hex>` (or pass `sha256=`);
 - `hf://org/name`, a Hugging Face Hub repository (needs the `hf` extra: huggingface_hub).
 
-Downloads go through `keras.utils.get_file` into the cache `AAE_KERAS_HOME` (default
-`$KERAS_HOME/aae_keras`, i.e. `~/.keras/aae_keras`); archives are extracted into a temporary
-directory, refused if any member would land outside it or is a link or device, and renamed
-into place only when complete. A failed download leaves nothing in the cache.
+The zoo is the package data `aae_keras/zoo` of an installed copy, else the source tree's
+`zoo/`. Downloads stream (with a progress bar and a timeout, `AAE_KERAS_DOWNLOAD_TIMEOUT`)
+into a file of their own in the cache `AAE_KERAS_HOME` (default `$KERAS_HOME/aae_keras`, i.e.
+`~/.keras/aae_keras`); archives are extracted into a temporary directory, refused if any
+member would land outside it or is a link or device, and renamed into place only when
+complete. A failed download leaves nothing in the cache; concurrent loads of one URL each
+download, and the first rename wins.
 
 Example:
     >>> from aae_keras import presets
@@ -30,13 +33,17 @@ import contextlib
 import datetime
 import gzip
 import hashlib
+import http.client
 import json
+import math
 import os
 import shutil
 import stat
 import tarfile
 import tempfile
+import urllib.error
 import urllib.parse
+import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
@@ -47,14 +54,18 @@ import numpy as np
 import aae_keras
 from aae_keras import files
 
-__all__ = ["load", "save", "resolve", "download", "pack", "list", "info", "manifest", "home",
+__all__ = ["load", "save", "resolve", "download", "pack", "list", "info", "manifest", "home", "download_timeout",
            "check_outputs", "verify_check", "CONFIG_FILE", "WEIGHTS_FILE", "METADATA_FILE"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 HASHED_FILES = (CONFIG_FILE, WEIGHTS_FILE)  # metadata.json records their sha256
-ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# an installed copy ships the zoo as package data; a source tree keeps it at the top level
+ZOO_DIR = next((d for d in (PACKAGE_DIR / "zoo", PACKAGE_DIR.parent / "zoo") if (d / "manifest.json").is_file()),
+               PACKAGE_DIR / "zoo")
+DEFAULT_TIMEOUT = 60.0  # seconds a download waits for the server to connect or to send more data
 CHECK_TOLERANCE = 1e-5  # decoded check latents must reproduce the stored outputs this closely
 
 
@@ -64,10 +75,10 @@ class PresetError(ValueError):
 
 # --------------------------------------------------------------------------------- the zoo
 def manifest():
-    """The zoo manifest (`zoo/manifest.json`) as a dict: {"base_url", "presets": {name: entry}}."""
+    """The zoo manifest (`<ZOO_DIR>/manifest.json`) as a dict: {"base_url", "presets": {name: entry}}."""
     path = ZOO_DIR / "manifest.json"
     if not path.is_file():
-        raise PresetError(f"the zoo manifest {path} is missing; reinstall aae-keras from its source tree.")
+        raise PresetError(f"the zoo manifest {path} is missing; reinstall aae-keras (pip install --force-reinstall aae-keras).")
     return json.loads(path.read_text())
 
 
@@ -98,12 +109,38 @@ def home():
 
 def base_url():
     """Where zoo archives are fetched from: `AAE_KERAS_ZOO_URL`, else the manifest's base_url."""
-    return (os.environ.get("AAE_KERAS_ZOO_URL") or manifest()["base_url"]).rstrip("/")
+    url = os.environ.get("AAE_KERAS_ZOO_URL") or manifest().get("base_url")
+    if not url:
+        raise PresetError(
+            "no download server is configured for the zoo yet: set AAE_KERAS_ZOO_URL to a mirror serving "
+            "the archives that `aae-keras zoo build` writes, or load an hf://org/name handle or an "
+            "http(s)/file URL of an archive (the shipped presets need no download)."
+        )
+    return url.rstrip("/")
+
+
+def download_timeout(timeout=None):
+    """Seconds a download waits for the server to connect or to send more data: `timeout`,
+    else `AAE_KERAS_DOWNLOAD_TIMEOUT`, else 60.
+
+    >>> download_timeout(2)
+    2.0
+    """
+    name, value = ("timeout", timeout) if timeout is not None else \
+        ("AAE_KERAS_DOWNLOAD_TIMEOUT", os.environ.get("AAE_KERAS_DOWNLOAD_TIMEOUT") or DEFAULT_TIMEOUT)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise PresetError(f"{name} must be a positive number of seconds, got {value!r}.")
+    return seconds
 
 
 # ------------------------------------------------------------------------------- resolving
-def resolve(handle, sha256=None):
-    """A verified local preset directory for `handle` (see the module docstring).
+def resolve(handle, sha256=None, timeout=None):
+    """A verified local preset directory for `handle` (see the module docstring); `timeout`:
+    see `download_timeout`.
 
     >>> resolve("no_such_preset")
     Traceback (most recent call last):
@@ -116,7 +153,7 @@ def resolve(handle, sha256=None):
         url, _, fragment = handle.partition("#")
         if fragment.startswith("sha256="):
             sha256 = sha256 or fragment[len("sha256="):]
-        return _fetch_archive(url, sha256)
+        return _fetch_archive(url, sha256, timeout=timeout)
     if scheme == "hf":
         return _from_hub(handle)
     if os.path.isdir(handle):
@@ -126,17 +163,18 @@ def resolve(handle, sha256=None):
         shipped = ZOO_DIR / "presets" / handle
         if shipped.is_dir():
             return _verified(shipped, presets[handle].get("files"))
-        return download(handle)
+        return download(handle, timeout=timeout)
     raise PresetError(
         f"unknown preset {handle!r}: not a zoo name, an existing directory, an http(s)/file URL or "
         f"an hf:// handle. Known presets: {', '.join(sorted(presets))}."
     )
 
 
-def download(name):
+def download(name, timeout=None):
     """Fetch zoo preset `name`'s archive from the zoo URL into the cache; its directory.
 
-    Works for shipped presets too (to prefill a cache or test a mirror)."""
+    Works for shipped presets too (to prefill a cache or test a mirror); `timeout`: see
+    `download_timeout`."""
     entry = info(name)
     archive = entry.get("archive")
     if not archive:
@@ -144,47 +182,72 @@ def download(name):
             f"preset {name!r} has a recipe but no published archive; build it with "
             f"`aae-keras zoo build {name}`."
         )
-    return _fetch_archive(f"{base_url()}/{archive['file']}", archive["sha256"], entry.get("files"))
+    return _fetch_archive(f"{base_url()}/{archive['file']}", archive["sha256"], entry.get("files"), timeout)
 
 
-def _fetch_archive(url, sha256, expected=None):
-    """Download (through keras.utils.get_file), check and safely extract an archive; its directory.
+def _fetch_archive(url, sha256, expected=None, timeout=None):
+    """Download, check and safely extract an archive into the cache; its directory.
     `expected`: file records (the manifest's) the preset must also match."""
     name = os.path.basename(urllib.parse.urlsplit(url).path)
     if not name.endswith((".tar.gz", ".tgz", ".zip")):
         raise PresetError(f"{url} is not a .tar.gz or .zip archive; preset URLs must point at one.")
     if sha256 is not None and (len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256.lower())):
         raise PresetError(f"sha256 must be 64 hex digits, got {sha256!r}.")
-    sha256 = sha256.lower() if sha256 else None  # get_file compares hex digests exactly
+    sha256 = sha256.lower() if sha256 else None
+    timeout = download_timeout(timeout)
     key = (sha256 or hashlib.sha256(url.encode()).hexdigest())[:16]
     target = os.path.join(home(), "presets", f"{name.split('.')[0]}-{key}")
     if os.path.isdir(target):
         return _verified(target, expected)
-    cache = _writable_cache()
-    archive_dir = os.path.join(cache, "archives")
-    archive_path = os.path.join(archive_dir, f"{key}-{name}")
+    # a file of its own: concurrent loads of one URL download side by side; _extract's rename settles it
+    fd, archive_path = tempfile.mkstemp(prefix=f".{key}-", suffix=".part", dir=os.path.join(_writable_cache(), "archives"))
     try:
-        keras.utils.get_file(os.path.basename(archive_path), url, file_hash=sha256, hash_algorithm="sha256",
-                             cache_dir=cache, cache_subdir="archives")
-        if not os.path.isfile(archive_path):
-            raise PresetError(f"downloading {url} produced no file at {archive_path}.")
-        _extract(archive_path, target, expected)
+        with os.fdopen(fd, "wb") as out:
+            _download(url, out, sha256, timeout)
+        _extract(archive_path, url, target, expected)
         return target
-    except PresetError:
-        raise
-    except ValueError as error:  # get_file's hash mismatch
-        raise PresetError(f"{url} does not match its sha256 {sha256} (corrupted, truncated or replaced): {error}") from None
     except OSError as error:
-        raise PresetError(f"could not download or store {url}: {error}") from None
-    except Exception as error:  # get_file reports HTTP and URL errors as bare Exceptions
-        raise PresetError(f"could not download {url}: {error}") from None
+        raise PresetError(f"could not store {url} in the cache {home()}: {error}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(archive_path)
 
 
+def _download(url, out, sha256, timeout):
+    """Stream `url` into the binary file `out` with a progress bar; check its length and sha256."""
+    digest, received, total = hashlib.sha256(), 0, None
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            length = response.headers.get("Content-Length", "")
+            total = int(length) if length.isdigit() else None
+            print(f"Downloading {url}")
+            progress = keras.utils.Progbar(total, unit_name="B")
+            for block in iter(lambda: response.read(1 << 16), b""):
+                out.write(block)
+                digest.update(block)
+                received += len(block)
+                progress.update(received)
+            if total is None:
+                progress.update(received, finalize=True)
+    except urllib.error.HTTPError as error:
+        raise PresetError(f"could not download {url}: HTTP {error.code} {error.reason}.") from None
+    except (OSError, http.client.HTTPException) as error:  # URLError is an OSError
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, TimeoutError):
+            raise PresetError(
+                f"could not download {url}: the server did not answer within {timeout:g} s (the download timeout); "
+                "if it is just slow, raise it with timeout=SECONDS or the environment variable AAE_KERAS_DOWNLOAD_TIMEOUT."
+            ) from None
+        raise PresetError(f"could not download {url}: {reason}") from None
+    if total is not None and received != total:
+        raise PresetError(f"could not download {url}: the connection ended after {received} of {total} bytes.")
+    if sha256 is not None and digest.hexdigest() != sha256:
+        raise PresetError(f"{url} does not match its sha256 {sha256} (got {digest.hexdigest()}): "
+                          "corrupted, truncated or replaced.")
+
+
 def _writable_cache():
-    """The cache directory, created; a clear error instead of get_file's silent /tmp fallback."""
+    """The cache directory, created; a clear error if it cannot be written."""
     cache = home()
     try:
         os.makedirs(os.path.join(cache, "presets"), exist_ok=True)
@@ -196,9 +259,9 @@ def _writable_cache():
     return cache
 
 
-def _extract(archive_path, target, expected=None):
-    """Extract a .tar.gz/.zip into `target` via a temporary sibling: regular files and
-    directories only, every member inside the target, the preset's hashes checked."""
+def _extract(archive_path, source, target, expected=None):
+    """Extract a .tar.gz/.zip (downloaded from `source`) into `target` via a temporary sibling:
+    regular files and directories only, every member inside the target, the preset's hashes checked."""
     staging = tempfile.mkdtemp(prefix=".extract-", dir=os.path.dirname(target))
     try:
         try:
@@ -217,7 +280,7 @@ def _extract(archive_path, target, expected=None):
                                       is_special=not (member.isfile() or member.isdir()))
                     archive.extractall(staging, members=members, filter="data")
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
-            raise PresetError(f"{os.path.basename(archive_path)} is not a readable .tar.gz or .zip archive "
+            raise PresetError(f"{source} is not a readable .tar.gz or .zip archive "
                               f"(corrupted or truncated?): {error}") from None
         root = _verified(_preset_root(staging), expected)
         try:
@@ -304,14 +367,16 @@ def _read_json(path):
 
 
 # ---------------------------------------------------------------------------- load and save
-def load(handle, load_weights=True, expected_class=None, sha256=None):
+def load(handle, load_weights=True, expected_class=None, sha256=None, timeout=None):
     """The model stored in preset `handle`, compiled with its default optimizers.
 
     `expected_class`: raise unless the stored model is this class or a subclass (what
     `SomeModel.from_preset` passes). `load_weights=False` gives the architecture with fresh
-    weights.
+    weights. `timeout`: see `download_timeout`.
     """
-    directory = resolve(handle, sha256=sha256)
+    import aae_keras.models  # noqa: F401 - registers the model classes (models imports this module)
+
+    directory = resolve(handle, sha256=sha256, timeout=timeout)
     config = _read_json(os.path.join(directory, CONFIG_FILE))
     stored = keras.saving.get_registered_object(config.get("registered_name") or "")
     if stored is None:

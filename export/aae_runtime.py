@@ -5,26 +5,40 @@ The decoder file carries its prior in its metadata (`aae_keras.*` metadata_props
 was trained with: Gaussian mixtures (diagonal or full covariances), uniform boxes,
 categoricals and the swiss roll. Decoders that take a class get it as `y` (one-hot).
 
+Installed with aae-keras as the top-level module `aae_runtime`, with the command line
+`aae-keras-decode` (also `python -m aae_runtime`, or `python export/decode.py` in the source
+tree). It never imports aae_keras, so it runs where only numpy and onnxruntime are installed.
+
 Example (a decoder exported with `aae-keras export MODEL --out decoder.onnx`):
 
-    from aae_runtime import Decoder
+    from aae_runtime import Decoder, write_grid
     decoder = Decoder("decoder.onnx")
     z = decoder.sample_latents(64, seed=0)        # from the prior in the metadata
     images = decoder.decode(z)                    # [64, H, W] float32 in [0, 1]
     write_grid(images, "grid.png")
+
+Command line:
+
+    aae-keras-decode decoder.onnx --n 64 --out grid.png
+    aae-keras-decode decoder.onnx --n 100 --class 3 --out threes.npy
 """
 
+import argparse
+import io
 import json
 import os
 import struct
+import sys
 import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnxruntime
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument, InvalidGraph, InvalidProtobuf
 
-__all__ = ["Decoder", "sample_prior", "write_grid", "write_npy"]
+__all__ = ["Decoder", "sample_prior", "write_grid", "write_npy", "main"]
+HOW_TO_EXPORT = "export one with `aae-keras export MODEL --out decoder.onnx`"
 
 
 class Decoder:
@@ -42,10 +56,17 @@ class Decoder:
         if self.threads < 1 or rows_per_run < 1:
             raise ValueError(f"threads and rows_per_run must be at least 1, got {threads} and {rows_per_run}.")
         self.rows_per_run = int(rows_per_run)
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} does not exist or is not a file; {HOW_TO_EXPORT}.")
         options = onnxruntime.SessionOptions()
         if self.threads > 1:
             options.intra_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except (InvalidProtobuf, InvalidArgument, InvalidGraph):
+            raise ValueError(f"{path} is not an ONNX model (onnxruntime cannot read it: a different or truncated "
+                             f"file?); {HOW_TO_EXPORT}.") from None
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         props = self.session.get_modelmeta().custom_metadata_map
         if "aae_keras.prior" not in props:
@@ -161,12 +182,77 @@ def write_grid(images, path, rows=None):
 
 def write_npy(array, path):
     """Write an array as .npy, atomically."""
-    with tempfile.NamedTemporaryFile(dir=os.path.dirname(os.path.abspath(path)), suffix=".npy", delete=False) as f:
-        np.save(f, array)
-    os.replace(f.name, path)
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    _atomic_write(path, buffer.getvalue())
 
 
 def _atomic_write(path, data):
-    with tempfile.NamedTemporaryFile(dir=os.path.dirname(os.path.abspath(path)), delete=False) as f:
-        f.write(data)
-    os.replace(f.name, path)
+    """Write bytes to a temporary file next to `path`, then rename it; errors name `path`."""
+    path = os.fspath(path)
+    tmp = None
+    try:
+        with tempfile.NamedTemporaryFile(dir=os.path.dirname(os.path.abspath(path)), prefix=".aae_runtime-",
+                                         delete=False) as f:
+            tmp = f.name
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as error:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
+        raise OSError(f"cannot write {path}: {error.strerror or error}; check that its folder exists and is "
+                      "writable.") from None
+
+
+# ---------------------------------------------------------------------------- command line
+def _at_least(minimum):
+    """An argparse type: a whole number of at least `minimum`."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def main(argv=None):
+    """`aae-keras-decode DECODER [--n N] [--class K] [--seed S] [--batch-size B] [--threads T]
+    [--out grid.png|array.npy]`: decode prior samples; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="aae-keras-decode", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Decode prior samples with an exported aae-keras ONNX decoder (onnxruntime + numpy only).",
+        epilog="  aae-keras-decode decoder.onnx --n 64 --out grid.png\n"
+               "  aae-keras-decode decoder.onnx --n 100 --class 3 --out threes.npy")
+    parser.add_argument("decoder", help="an .onnx decoder written by aae_keras.export or `aae-keras export`")
+    parser.add_argument("--n", type=_at_least(1), default=64, help="number of images (default: %(default)s)")
+    parser.add_argument("--class", dest="label", type=int, default=None,
+                        help="class to draw: the decoder's class input, or the mixture component of a "
+                        "label-conditioned prior (default: every class in turn)")
+    parser.add_argument("--seed", type=_at_least(0), default=0)
+    parser.add_argument("--batch-size", type=_at_least(1), default=256)
+    parser.add_argument("--threads", type=_at_least(1), default=None,
+                        help="decode pieces of each batch on this many threads (default: the CPU count)")
+    parser.add_argument("--out", default="samples.png", help=".png grid or .npy array (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        decoder = Decoder(args.decoder, threads=args.threads)
+        y = None
+        if decoder.takes_class:
+            y = args.label if args.label is not None else np.arange(args.n) % decoder.num_classes
+            z = decoder.sample_latents(args.n, seed=args.seed)
+        else:
+            z = decoder.sample_latents(args.n, seed=args.seed, component=args.label)
+        images = decoder.decode(z, y, batch_size=args.batch_size)
+        (write_npy if args.out.endswith(".npy") else write_grid)(images, args.out)
+    except (ValueError, OSError) as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    print(f"Wrote {len(images)} images to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -136,3 +136,74 @@ write_npy(d.sample_latents(2000, seed=1, component=3), 'three.npy')
     np.testing.assert_allclose(mapped.mean(0), heads.mean(0), atol=0.25)
     np.testing.assert_allclose(mapped.var(0), heads.var(0) + variance, rtol=0.1)
     np.testing.assert_allclose(np.load(tmp_path / "images.npy"), model.decode(mapped[:16]), atol=1e-5)
+
+
+# ------------------------------------------------------------------------------ bad input: one line each
+@pytest.fixture(scope="module")
+def decoder_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("kit") / "decoder.onnx"
+    export.export_decoder(tiny_model("mmd"), path)
+    return path
+
+
+def run_decode(args, cwd):
+    """`python export/decode.py ARGS` in a real subprocess: (exit code, stdout, stderr)."""
+    run = subprocess.run([sys.executable, str(KIT / "decode.py"), *map(str, args)], capture_output=True,
+                         text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": ""}, timeout=120)
+    return run.returncode, run.stdout, run.stderr
+
+
+def assert_one_line_error(code, err, *expected):
+    assert code == 2 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("aae-keras-decode: error: "), err
+    for text in expected:
+        assert text in last, err
+
+
+def test_files_that_are_not_onnx_models_are_refused(decoder_file, tmp_path):
+    (tmp_path / "notes.onnx").write_text("these are not the weights you are looking for\n")
+    data = decoder_file.read_bytes()
+    (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    for name in ("notes.onnx", "truncated.onnx"):
+        code, _, err = run_decode([name, "--out", "grid.png"], tmp_path)
+        assert_one_line_error(code, err, f"{name} is not an ONNX model", "aae-keras export MODEL --out decoder.onnx")
+    code, _, err = run_decode(["missing.onnx"], tmp_path)
+    assert_one_line_error(code, err, "missing.onnx does not exist", "aae-keras export")
+    assert sorted(os.listdir(tmp_path)) == ["notes.onnx", "truncated.onnx"]  # no output, no temp files
+    run = run_kit(
+        """
+from aae_runtime import Decoder
+for path, error in [('notes.onnx', ValueError), ('truncated.onnx', ValueError), ('missing.onnx', FileNotFoundError)]:
+    try:
+        Decoder(path)
+    except error as e:
+        print('ok:', e)
+    else:
+        raise AssertionError(path)
+""",
+        tmp_path,
+    )
+    assert run.stdout.count("ok:") == 3 and run.stdout.count("not an ONNX model") == 2
+
+
+@pytest.mark.parametrize("args, option", [(["--n", "0"], "--n"), (["--n", "-3"], "--n"), (["--n", "many"], "--n"),
+                                          (["--batch-size", "0"], "--batch-size"), (["--threads", "0"], "--threads"),
+                                          (["--seed", "-1"], "--seed")])
+def test_counts_below_one_are_usage_errors(decoder_file, tmp_path, args, option):
+    code, _, err = run_decode([decoder_file, *args, "--out", "grid.png"], tmp_path)
+    assert code == 2 and "Traceback" not in err and err.startswith("usage: aae-keras-decode"), err
+    assert f"argument {option}: must be a whole number of at least" in err.strip().splitlines()[-1]
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_unwritable_out_path_is_named(decoder_file, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    for out in (tmp_path / "no_such_folder" / "grid.png", tmp_path / "a_file" / "images.npy"):
+        code, _, err = run_decode([decoder_file, "--n", "4", "--out", out], tmp_path)
+        assert_one_line_error(code, err, f"cannot write {out}:", "folder exists")
+        assert ".aae_runtime-" not in err and "/tmp" not in err.replace(str(tmp_path), "")
+    assert os.listdir(tmp_path) == ["a_file"]
+    code, out, err = run_decode([decoder_file, "--n", "4", "--out", tmp_path / "grid.png"], tmp_path)
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "grid.png"]

@@ -1,14 +1,20 @@
 """Presets: save / pack / serve over real HTTP / download / verify / load round trips, the
 cache, refused downloads and archives that leave nothing behind, and the shipped zoo."""
 
+import contextlib
 import hashlib
+import http.server
 import io
 import json
 import os
 import shutil
+import socket
 import stat
+import subprocess
 import sys
 import tarfile
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -16,7 +22,7 @@ import numpy as np
 import pytest
 from conftest import http_server, tiny_model, tiny_variant
 
-from aae_keras import models, presets
+from aae_keras import cli, models, presets
 
 ZOO = Path(presets.ZOO_DIR)
 SHIPPED = "digits_mmd_mog10"
@@ -46,6 +52,76 @@ def _assert_cache_empty(home):
     assert _entries(home / "archives") == []
     # nothing else appeared in the cache either (e.g. a stray "../x" or a temp dir)
     assert set(_entries(home)) <= {"presets", "archives"}
+
+
+CHUNK = 2048
+
+
+class _ArchiveHandler(http.server.BaseHTTPRequestHandler):
+    """Serves the server's `payload` for any path, CHUNK bytes at a time. With `pause_at`, the
+    first request stops after that many bytes until a second one has begun, which then
+    trickles (`delay` seconds between chunks): the second download starts in the middle of
+    the first. With `cut`, only that many bytes go out (the length header announces all)."""
+
+    def do_GET(self):
+        server = self.server
+        with server.lock:
+            index, server.requests = server.requests, server.requests + 1
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(server.payload)))
+        self.end_headers()
+        sent = server.payload[: server.cut]
+        for start in range(0, len(sent), CHUNK):
+            if index == 0 and start == server.pause_at:
+                server.second_began.wait(timeout=60)
+            self.wfile.write(sent[start : start + CHUNK])
+            self.wfile.flush()
+            if index > 0:
+                time.sleep(server.delay)
+                server.second_began.set()  # after one chunk and a pause: its client has opened its file
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def _archive_server(payload, pause_at=None, delay=0.0, cut=None):
+    """An HTTP server on 127.0.0.1 serving `payload` through _ArchiveHandler; yields it (`.url`)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ArchiveHandler)
+    server.payload, server.pause_at, server.delay, server.cut = payload, pause_at, delay, cut
+    server.lock, server.second_began, server.requests = threading.Lock(), threading.Event(), 0
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def _silent_server(hold=20.0):
+    """A TCP server on 127.0.0.1 that accepts connections and never answers (it drops each
+    one after `hold` seconds, so that a download without a timeout fails late instead of
+    hanging the test run); yields its URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def accept():
+        with contextlib.suppress(OSError):  # the listener closed
+            while True:
+                connection, _ = listener.accept()
+                held.append(connection)
+                threading.Timer(hold, connection.close).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
 
 
 def _tar_gz(path, members):
@@ -449,3 +525,128 @@ def test_save_refuses_an_existing_directory(sources, tmp_path):
     assert _entries(parent) == ["preset"]
     loaded = presets.load(target)
     np.testing.assert_allclose(_decoded(loaded, "mmd"), _decoded(model, "mmd"), atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ 12. downloads
+def test_two_processes_loading_one_url_both_succeed(sources, home):
+    """The second download starts while the first is half done (the server holds the first
+    until the second has begun); both processes load the model and the cache ends with one
+    preset and no temporary files."""
+    model, directory, _ = sources["mmd"]
+    payload_path = home.parent / "concurrent.tar.gz"
+    sha = presets.pack(directory, payload_path)["sha256"]
+    code = ("import json, sys; from aae_keras import models; "
+            "m = models.LatentAutoencoder.from_preset(sys.argv[1], sha256=sys.argv[2]); "
+            "print(json.dumps({'class': type(m).__name__, 'directory': m.preset['directory']}))")
+    payload = payload_path.read_bytes()
+    assert len(payload) > 4 * CHUNK
+    with _archive_server(payload, pause_at=CHUNK * (len(payload) // CHUNK // 2), delay=0.2) as server:
+        url = f"{server.url}/concurrent.tar.gz"
+        env = {**os.environ, "AAE_KERAS_HOME": str(home)}
+        runs = [subprocess.Popen([sys.executable, "-c", code, url, sha], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+        outputs = [run.communicate(timeout=300) for run in runs]
+    for run, (out, err) in zip(runs, outputs):
+        assert run.returncode == 0, err[-2000:]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert server.requests == 2  # the downloads overlapped: each process fetched the archive
+    assert results[0] == results[1] == {"class": "MMDAutoencoder", "directory": str(home / "presets" / f"concurrent-{sha[:16]}")}
+    assert _entries(home / "presets") == [f"concurrent-{sha[:16]}"]
+    assert _entries(home / "archives") == []
+    loaded = presets.load(results[0]["directory"])  # verifies the hashes
+    np.testing.assert_allclose(_decoded(loaded, "mmd"), _decoded(model, "mmd"), atol=1e-6)
+
+
+def test_a_silent_server_times_out_and_leaves_nothing(home):
+    with _silent_server() as url:
+        start = time.monotonic()
+        with pytest.raises(presets.PresetError, match="could not download") as error:
+            presets.load(f"{url}/silent.tar.gz", timeout=2)
+    message = str(error.value)
+    assert f"{url}/silent.tar.gz" in message and "2 s" in message and "AAE_KERAS_DOWNLOAD_TIMEOUT" in message
+    assert time.monotonic() - start < 10
+    _assert_cache_empty(home)
+
+
+def test_zoo_download_from_a_silent_mirror_times_out(home, monkeypatch, capsys):
+    with _silent_server() as url:
+        monkeypatch.setenv("AAE_KERAS_ZOO_URL", url)
+        monkeypatch.setenv("AAE_KERAS_DOWNLOAD_TIMEOUT", "2")
+        start = time.monotonic()
+        try:
+            code = cli.main(["zoo", "download", SHIPPED])
+        except SystemExit as exit:
+            code = exit.code
+    assert time.monotonic() - start < 10
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"{url}/{SHIPPED}.tar.gz" in err and "within 2 s" in err
+    assert "AAE_KERAS_DOWNLOAD_TIMEOUT" in err
+    _assert_cache_empty(home)
+
+
+@pytest.mark.parametrize("value", [0, -1, "soon", float("nan"), float("inf")])
+def test_bad_timeouts_are_refused(value, monkeypatch, home):
+    with pytest.raises(presets.PresetError, match="timeout must be a positive number of seconds"):
+        presets.resolve("http://127.0.0.1:9/never.tar.gz", timeout=value)
+    monkeypatch.setenv("AAE_KERAS_DOWNLOAD_TIMEOUT", str(value))
+    with pytest.raises(presets.PresetError, match="AAE_KERAS_DOWNLOAD_TIMEOUT must be a positive number"):
+        presets.resolve("http://127.0.0.1:9/never.tar.gz")
+    _assert_cache_empty(home)
+
+
+def test_download_timeout_defaults_to_60_s(monkeypatch):
+    monkeypatch.delenv("AAE_KERAS_DOWNLOAD_TIMEOUT", raising=False)
+    assert presets.download_timeout() == presets.DEFAULT_TIMEOUT == 60
+    monkeypatch.setenv("AAE_KERAS_DOWNLOAD_TIMEOUT", "7.5")
+    assert presets.download_timeout() == 7.5 and presets.download_timeout(3) == 3
+
+
+def test_a_cut_connection_is_refused_and_leaves_nothing(sources, home):
+    archive = home.parent / "cut.tar.gz"
+    presets.pack(sources["mmd"][1], archive)
+    data = archive.read_bytes()
+    with _archive_server(data, cut=len(data) // 2) as server:
+        with pytest.raises(presets.PresetError, match="could not download"):
+            presets.load(f"{server.url}/cut.tar.gz")
+    _assert_cache_empty(home)
+
+
+def test_file_urls_load_and_a_missing_file_is_refused(sources, home):
+    model, directory, _ = sources["mmd"]
+    archive = home.parent / "local.tar.gz"
+    sha = presets.pack(directory, archive)["sha256"]
+    loaded = presets.load(f"{archive.as_uri()}#sha256={sha}")
+    np.testing.assert_allclose(_decoded(loaded, "mmd"), _decoded(model, "mmd"), atol=1e-6)
+    assert _entries(home / "archives") == []
+    with pytest.raises(presets.PresetError, match="could not download"):
+        presets.load((home.parent / "missing.tar.gz").as_uri())
+    assert _entries(home / "presets") == [f"local-{sha[:16]}"]
+
+
+def test_an_unusable_cache_is_a_clear_error(server, monkeypatch, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("AAE_KERAS_HOME", str(blocker / "cache"))
+    with pytest.raises(presets.PresetError, match="cannot create the preset cache .* set AAE_KERAS_HOME"):
+        presets.load(f"{server[0]}/anything.tar.gz")
+
+
+# ------------------------------------------------------------------------------ 13. no zoo server yet
+def test_zoo_download_without_a_server_says_how_to_get_one(home):
+    assert presets.manifest()["base_url"] is None  # no made-up host
+    with pytest.raises(presets.PresetError, match="no download server is configured") as error:
+        presets.download(SHIPPED)
+    assert "AAE_KERAS_ZOO_URL" in str(error.value) and "hf://org/name" in str(error.value)
+    _assert_cache_empty(home)
+    assert presets.resolve(SHIPPED) == str(ZOO / "presets" / SHIPPED)  # shipped: no download needed
+
+
+# ------------------------------------------------------------------------------ 14. registration
+def test_load_registers_the_model_classes_itself(home):
+    code = ("import sys, aae_keras.presets as p; m = p.load('digits_mmd_mog10'); "
+            "print(type(m).__name__, m.sample(2).shape)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "AAE_KERAS_HOME": str(home)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "MMDAutoencoder (2, 8, 8)"

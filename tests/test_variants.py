@@ -103,7 +103,7 @@ def test_bad_labels_are_clear():
         semi.fit(x, np.r_[y[:-1], 12], epochs=1, verbose=0)
     with pytest.raises(ValueError, match="one per example"):
         semi.fit(x, y[:10], epochs=1, verbose=0)
-    with pytest.raises(ValueError, match=r"labels must lie in -1\.\.9"):  # labels inside a tf.data pipeline
+    with pytest.raises(ValueError, match=r"holds a label outside -1\.\.9"):  # labels inside a tf.data pipeline
         semi.fit(tf.data.Dataset.from_tensor_slices((x, np.r_[y[:-1], 10])).batch(20), epochs=1, verbose=0)
     with pytest.raises(ValueError, match="Labels must lie in 0..9"):
         tiny_variant("supervised").fit(x, np.r_[y[:-1], -1], epochs=1, verbose=0)
