@@ -20,23 +20,26 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
+import zipfile
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from aae_keras import data, distribute, files, metrics, models, networks, plots, priors
+# Only modules that load without TensorFlow at the top: the arguments are parsed first, so
+# `--help` and usage errors answer at once; the commands import keras, TensorFlow and the
+# models when they run.
+from aae_keras import data, distribute, files
 
 __all__ = ["build_parser", "main"]
 
 MODELS = ("mmd", "sample_mmd", "imq_mmd", "adversarial")
-VARIANTS = {  # --model -> (class, default --prior)
-    "label_conditioned": (models.LabelConditionedAutoencoder, "ring"),
-    "supervised": (models.SupervisedAutoencoder, "gaussian"),
-    "semi_supervised": (models.SemiSupervisedAutoencoder, "gaussian"),
-    "clustering": (models.ClusteringAutoencoder, "gaussian"),
-    "dim_reduction": (models.DimReductionAutoencoder, "gaussian"),
+VARIANTS = {  # --model -> (class name in aae_keras.models, default --prior)
+    "label_conditioned": ("LabelConditionedAutoencoder", "ring"),
+    "supervised": ("SupervisedAutoencoder", "gaussian"),
+    "semi_supervised": ("SemiSupervisedAutoencoder", "gaussian"),
+    "clustering": ("ClusteringAutoencoder", "gaussian"),
+    "dim_reduction": ("DimReductionAutoencoder", "gaussian"),
 }
 DEFAULT_CLUSTERS = {"clustering": 16, "dim_reduction": 20}
 PRIORS = ("ring", "gaussian", "mixture", "uniform", "swiss_roll")
@@ -187,10 +190,12 @@ def _add_zoo_parser(commands):
 def train_command(args):
     """`aae-keras train`: train, evaluate, and write the four outputs into the run directory."""
     start = time.perf_counter()
-    prior, dataset, labels = prepare_training(args)
+    check_training_arguments(args)
     setting = args.regularizer if args.model in VARIANTS else args.prior
     out = args.out or os.path.join("aae_runs", f"{args.model}_{setting}_{args.dataset}")
-    _prepare_out_dir(out, args.overwrite)
+    _check_out_dir(out, args.overwrite)  # before TensorFlow and the data load: a bad --out fails at once
+    prior, dataset, labels = prepare_training(args)
+    os.makedirs(out, exist_ok=True)
     print(f"Training {args.model} autoencoder with the {args.prior} prior on {args.dataset} "
           f"({len(dataset.x_train)} images, {args.epochs} epochs) -> {out}")
     model, results = fit_and_evaluate(args, prior, dataset, labels)
@@ -207,27 +212,27 @@ def train_command(args):
 
 
 def prepare_training(args):
-    """Check the train arguments (filling in defaults) and load the data: (prior, dataset, labels)."""
-    _check_variant_arguments(args)
-    prior = make_prior(args.prior, args.latent_dim)
-    if args.model == "mmd" and priors.describe(prior)["kind"] == "swiss_roll":
-        raise UsageError(
-            "--model mmd uses the closed-form MMD, which the swiss roll prior does not have; "
-            "use --model sample_mmd, imq_mmd or adversarial."
-        )
+    """The prior, the data and the labels fit gets for checked train arguments: (prior, dataset, labels)."""
     dataset = data.load(args.dataset, data_dir=args.data_dir)
-    args.epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
-    return prior, dataset, training_labels(args, dataset)
+    return make_prior(args.prior, args.latent_dim), dataset, training_labels(args, dataset)
 
 
 def fit_and_evaluate(args, prior, dataset, labels):
-    """Build the model the train arguments describe, fit it, evaluate it: (model, results)."""
+    """Build the model the train arguments describe, fit it, evaluate it: (model, results).
+
+    Training stops with `callbacks.NonFiniteError` if the loss or a weight turns NaN or inf.
+    """
+    import keras
+
+    from aae_keras import callbacks
+
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
     keras.utils.set_random_seed(args.seed)
     with distribute.get_strategy(args.strategy).scope():
         model = make_model(args, dataset.image_shape, prior, dataset.num_classes)
     fit_start = time.perf_counter()
-    model.fit(dataset.x_train, labels, epochs=args.epochs, batch_size=args.batch_size, shuffle=True, verbose=verbose)
+    model.fit(dataset.x_train, labels, epochs=args.epochs, batch_size=args.batch_size, shuffle=True, verbose=verbose,
+              callbacks=[callbacks.StopOnNonFinite()])
     fit_seconds = time.perf_counter() - fit_start
     results = {
         "train": _evaluate(model, dataset.x_train, labels, args.batch_size),
@@ -260,6 +265,9 @@ def evaluate_command(args):
 
 def sample_command(args):
     """`aae-keras sample MODEL`: decode --n prior samples into a grid image (or a .npy file)."""
+    from aae_keras import plots
+
+    check_writable(os.path.dirname(os.path.abspath(args.out)), "--out", args.out)
     model = load_model(args.model)
     images = model.sample(args.n, seed=_stateless_seed(args.seed))
     if args.out.lower().endswith(".npy"):
@@ -342,12 +350,9 @@ def zoo_build_command(args):
 
 # ------------------------------------------------------------------------- building blocks
 def make_prior(name, latent_dim):
-    """The prior for a --prior name and --latent-dim (UsageError for 2-D-only priors)."""
-    if name in TWO_D_PRIORS and latent_dim != 2:
-        raise UsageError(
-            f"--prior {name} is 2-D, so it needs --latent-dim 2 (got {latent_dim}); use "
-            "--prior mixture for 10 Gaussian modes in any dimension."
-        )
+    """The prior for a --prior name and --latent-dim (checked by check_training_arguments)."""
+    from aae_keras import priors
+
     makers = {
         "ring": lambda: priors.gaussian_mixture(10, 2, radius=4.0, scale=0.5),
         "gaussian": lambda: priors.gaussian(latent_dim),
@@ -360,11 +365,15 @@ def make_prior(name, latent_dim):
 
 def make_model(args, image_shape, prior, num_classes=10):
     """Build and compile the model the train arguments describe (call inside strategy.scope())."""
+    import keras
+
+    from aae_keras import models, networks
+
     if args.model in VARIANTS:
         unlabeled = args.model in DEFAULT_CLUSTERS and not args.labels
         count = args.clusters or (DEFAULT_CLUSTERS[args.model] if unlabeled else num_classes)
         kwargs = {"semi_supervised": True} if args.model == "dim_reduction" and args.labels else {}
-        model = VARIANTS[args.model][0].create(
+        model = getattr(models, VARIANTS[args.model][0]).create(
             image_shape, prior, count, network=args.network, hidden=args.hidden, regularizer=args.regularizer,
             weight=args.weight, discriminator_hidden=args.hidden, seed=args.seed, **kwargs,
         )
@@ -385,13 +394,29 @@ def make_model(args, image_shape, prior, num_classes=10):
 
 
 def load_model(path):
-    """A model saved by train (a .keras file) or a preset handle (zoo name, directory, URL)."""
-    if os.path.isfile(path):
-        return keras.saving.load_model(path)
-    if path.endswith(".keras"):
-        raise FileNotFoundError(f"model file {path!r} does not exist")
-    from aae_keras import presets
+    """A model saved by train (a .keras file) or a preset handle (zoo name, directory, URL).
 
+    A file that is not a zip archive (empty or truncated) and a path that names nothing
+    raise UsageError saying so.
+    """
+    import keras
+
+    from aae_keras import models, presets  # noqa: F401  models registers the classes load_model needs
+
+    if os.path.isfile(path):
+        if not zipfile.is_zipfile(path):
+            state = "empty" if os.path.getsize(path) == 0 else "not a zip archive: truncated, or not a model"
+            raise UsageError(
+                f"MODEL {path!r} is not a readable .keras model (the file is {state}); pass a model.keras that "
+                "`aae-keras train` wrote (train again if the run was cut short) or a preset name."
+            )
+        return keras.saving.load_model(path)
+    looks_like_a_path = os.sep in path or "/" in path or os.path.splitext(path)[1]
+    if looks_like_a_path and "://" not in path and not os.path.isdir(path):
+        raise UsageError(
+            f"MODEL {path!r} does not exist: it is neither a file nor a preset directory; check the path, "
+            "or name a preset (`aae-keras zoo list`) or an archive URL."
+        )
     return presets.load(path)
 
 
@@ -408,6 +433,8 @@ def code_metrics(model, x, y=None):
     `cluster_accuracy` and `nmi` (clustering, dim_reduction), `codes_on_class_component`
     (label-conditioned: codes nearest to their class's component).
     """
+    from aae_keras import metrics, models, priors
+
     result = {}
     if not isinstance(model, models.DimReductionAutoencoder):  # its encode() is the map, not z
         codes = model.encode(x)
@@ -455,6 +482,8 @@ def write_plots(model, dataset, out, seed):
     samples.png: decoded prior samples; style_grid.png (supervised, semi-supervised): one
     style per row, one class per column; clusters.png: test images of each cluster per row.
     """
+    from aae_keras import plots
+
     written = []
     codes = model.encode(dataset.x_test)
     if codes.shape[1] >= 2:
@@ -488,8 +517,11 @@ def _finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
-def _check_variant_arguments(args):
-    """Fill in per-model defaults and reject flags that do not apply (UsageError)."""
+def check_training_arguments(args):
+    """Fill in the train arguments' defaults and reject combinations that do not apply (UsageError).
+
+    Needs neither TensorFlow nor the data, so a bad command fails at once.
+    """
     variant = args.model in VARIANTS
     if not variant and (args.regularizer or args.labels or args.clusters):
         raise UsageError(
@@ -509,14 +541,27 @@ def _check_variant_arguments(args):
         raise UsageError("--model label_conditioned needs a mixture prior: --prior ring or mixture.")
     if variant and args.prior == "swiss_roll" and args.regularizer == "mmd":
         raise UsageError("the swiss roll prior has no closed-form MMD; use --regularizer adversarial.")
+    if args.model == "mmd" and args.prior == "swiss_roll":
+        raise UsageError(
+            "--model mmd uses the closed-form MMD, which the swiss roll prior does not have; "
+            "use --model sample_mmd, imq_mmd or adversarial."
+        )
+    if args.prior in TWO_D_PRIORS and args.latent_dim != 2:
+        raise UsageError(
+            f"--prior {args.prior} is 2-D, so it needs --latent-dim 2 (got {args.latent_dim}); use "
+            "--prior mixture for 10 Gaussian modes in any dimension."
+        )
+    args.epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
 
 
 def _stateless_seed(seed):
     """A [2] seed for TFP's stateless sampling, so --seed gives the same samples every run."""
+    import tensorflow as tf
+
     return tf.constant([seed % (2**31 - 1), 0], tf.int32)
 
 
-def _prepare_out_dir(out, overwrite):
+def _check_out_dir(out, overwrite):
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out {out!r} exists and is not a directory.")
     if os.path.isdir(out) and os.listdir(out) and not overwrite:
@@ -524,7 +569,36 @@ def _prepare_out_dir(out, overwrite):
             f"output directory {out!r} is not empty; pass --overwrite to write into it or "
             "choose another --out."
         )
-    os.makedirs(out, exist_ok=True)
+    check_writable(out, "--out", missing_ok=True)
+
+
+def check_writable(directory, flag, path=None, missing_ok=False):
+    """Raise UsageError unless a file can be created in `directory`; with `missing_ok`, a
+    directory that does not exist yet passes if its nearest existing parent is writable.
+
+    `flag` and `path` (default: `directory`) name what the user asked to write, for the message.
+    A probe file is created and removed, so nothing is left: permission bits alone do not tell
+    (root, read-only mounts, /proc).
+
+    >>> check_writable("/proc", "--out")
+    Traceback (most recent call last):
+    ...
+    aae_keras.cli.UsageError: cannot write --out '/proc': no file can be created in '/proc' (...); choose a location you can write to.
+    """
+    path = directory if path is None else path
+    existing = os.path.abspath(directory)
+    while missing_ok and not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"cannot write {flag} {path!r}: {existing!r} is not an existing directory; "
+                         f"create it or choose another {flag}.")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".aae-keras-probe-", dir=existing)
+    except OSError as error:
+        raise UsageError(f"cannot write {flag} {path!r}: no file can be created in {existing!r} "
+                         f"({error.strerror or error}); choose a location you can write to.") from None
+    os.close(handle)
+    os.remove(probe)
 
 
 def _training_dataset(model, model_path, data_dir):

@@ -19,7 +19,6 @@ import os
 import zlib
 
 import numpy as np
-import tensorflow as tf
 
 __all__ = [
     "checksum",
@@ -137,6 +136,8 @@ def make_pipeline(x, y=None, batch_size=100, shuffle=True, seed=0, drop_remainde
     >>> [tuple(b.shape) for b in ds]
     [(4, 8, 8), (4, 8, 8)]
     """
+    import tensorflow as tf  # lazily: the command line parses its arguments without TensorFlow
+
     x = _validated(x, "training data").astype(np.float32)
     n = len(x)
     y = _labels(y, n, "training data")
@@ -199,6 +200,8 @@ def labeled_batches(x, y, batch_size=100, labeled_batch_size=None, seed=0, epoch
     >>> [(tuple(b.shape), int(np.sum(l >= 0)) >= 2) for b, l in ds]   # 2 batches of 20 + 2
     [((22, 4), True), ((22, 4), True)]
     """
+    import tensorflow as tf
+
     x = _validated(x, "training data").astype(np.float32)
     y = _labels(y, len(x), "training data")
     labeled = np.flatnonzero(y >= 0).astype(np.int32)

@@ -16,8 +16,6 @@ Example:
 import json
 import os
 
-import tensorflow as tf
-
 __all__ = [
     "STRATEGIES",
     "get_strategy",
@@ -41,6 +39,8 @@ def get_strategy(name="auto", devices=None):
     >>> get_strategy("none").num_replicas_in_sync
     1
     """
+    import tensorflow as tf  # here, not at the top: the command line reads STRATEGIES without TensorFlow
+
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
     if name == "auto":
@@ -72,12 +72,16 @@ def get_strategy(name="auto", devices=None):
 
 def num_replicas():
     """Number of replicas training in sync (1 outside any strategy)."""
+    import tensorflow as tf
+
     return tf.distribute.get_replica_context().num_replicas_in_sync if _in_replica() else 1
 
 
 def multi_worker(strategy=None):
     """Whether `strategy` (default: the current one) is a MultiWorkerMirroredStrategy over
     several workers - the case where Keras 3 reduces a train step's logs across workers."""
+    import tensorflow as tf
+
     strategy = strategy or tf.distribute.get_strategy()
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
         strategy.extended._in_multi_worker_mode()
@@ -86,6 +90,8 @@ def multi_worker(strategy=None):
 
 def gather(x):
     """The global batch: `x` all-gathered along axis 0 across replicas (identity for one)."""
+    import tensorflow as tf
+
     if num_replicas() == 1:
         return x
     return tf.distribute.get_replica_context().all_gather(x, axis=0)
@@ -97,6 +103,8 @@ def replica_slice(x_global, local_size):
     `local_size` is this replica's batch size; replicas may hold unequal slices (the last
     batch of an epoch), so offsets come from the gathered sizes.
     """
+    import tensorflow as tf
+
     if num_replicas() == 1:
         return x_global
     context = tf.distribute.get_replica_context()
@@ -108,6 +116,8 @@ def replica_slice(x_global, local_size):
 
 def global_size(local_size):
     """The global batch size from this replica's batch size."""
+    import tensorflow as tf
+
     if num_replicas() == 1:
         return local_size
     context = tf.distribute.get_replica_context()
@@ -120,4 +130,6 @@ def scale_loss(loss):
 
 
 def _in_replica():
+    import tensorflow as tf
+
     return tf.distribute.in_cross_replica_context() is False and tf.distribute.get_replica_context() is not None

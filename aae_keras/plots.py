@@ -179,5 +179,10 @@ def _scatter(fig, ax, xy, labels):
 
 
 def _save(fig, path, **kwargs):
-    with files.atomic_path(path) as tmp:
-        fig.savefig(tmp, **kwargs)
+    """Write the figure atomically; an OSError names `path`, not the temporary file."""
+    try:
+        with files.atomic_path(path) as tmp:
+            fig.savefig(tmp, **kwargs)
+    except OSError as error:
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}; check that its "
+                      "directory exists and is writable") from None

@@ -71,10 +71,18 @@ def build(name, data_dir=None, out=None, check=False, verbose=0):
     Without `check`: write the preset (default zoo/presets/<name>), its archive and its
     manifest entry; returns {"directory", "metrics", "archive"}. With `check`: returns
     {"metrics", "comparison"} against the manifest's recorded metrics and writes nothing.
+    The places it writes are checked before training; a run whose loss or weights turn NaN
+    or inf stops with `callbacks.NonFiniteError` and writes nothing.
     """
     recipe = load_recipe(name)
     argv = ["train", *recipe["train"]] + (["--data-dir", os.fspath(data_dir)] if data_dir else [])
     args = cli.build_parser().parse_args([*argv, "--verbose", str(verbose)])
+    cli.check_training_arguments(args)
+    directory = os.path.abspath(out or presets.ZOO_DIR / "presets" / name)
+    if not check:  # before training: a place that cannot be written fails at once
+        cli.check_writable(os.path.dirname(directory), "--out", directory, missing_ok=True)
+        cli.check_writable(ARCHIVES_DIR, "the archive", ARCHIVES_DIR / f"{name}.tar.gz", missing_ok=True)
+        cli.check_writable(presets.ZOO_DIR, "the manifest", presets.ZOO_DIR / "manifest.json")
     prior, dataset, labels = cli.prepare_training(args)
     model, results = cli.fit_and_evaluate(args, prior, dataset, labels)
     metrics = summary(results)
@@ -84,7 +92,6 @@ def build(name, data_dir=None, out=None, check=False, verbose=0):
             raise presets.PresetError(f"preset {name!r} has no recorded metrics to check against; build it first.")
         return {"metrics": metrics, "comparison": compare(recorded, metrics, recipe.get("tolerance"))}
 
-    directory = os.path.abspath(out or presets.ZOO_DIR / "presets" / name)
     presets.save(
         model, directory, name=name, overwrite=True, description=recipe["description"], recipe=recipe,
         dataset={"name": dataset.name, "sha256": data.checksum(dataset), "train_size": len(dataset.x_train),

@@ -3,8 +3,10 @@ import math
 import os
 import pathlib
 import shutil
+import re
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -28,6 +30,29 @@ def run(argv, capsys=None):
 
 def assert_png(path):
     assert pathlib.Path(path).read_bytes()[:8] == PNG_MAGIC
+
+
+def console_script():
+    """The installed `aae-keras` script (the venv's, next to this Python, first)."""
+    script = shutil.which("aae-keras", path=os.path.dirname(sys.executable)) or shutil.which("aae-keras")
+    assert script, "the aae-keras console script is not installed"
+    return script
+
+
+def run_script(argv, **kwargs):
+    """The console script under `python -X importtime`: (result, seconds, modules it imported)."""
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-X", "importtime", console_script(), *map(str, argv)],
+                            capture_output=True, text=True, timeout=300, **kwargs)
+    seconds = time.perf_counter() - start
+    imported = set(re.findall(r"^import time:.*\| +([\w.]+)$", result.stderr, re.MULTILINE))
+    result.stderr = "".join(line for line in result.stderr.splitlines(True) if not line.startswith("import time:"))
+    return result, seconds, imported
+
+
+def assert_fast_without_tensorflow(seconds, imported):
+    assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras", "tensorflow_probability")}
+    assert seconds < 2.0, f"took {seconds:.1f} s"  # importing TensorFlow alone takes 5-8 s here
 
 
 @pytest.fixture(scope="module")
@@ -186,9 +211,7 @@ def test_plots_fallbacks(tmp_path):
 
 
 def test_installed_console_script_end_to_end(tmp_path):
-    script = shutil.which("aae-keras", path=os.path.dirname(sys.executable)) or shutil.which("aae-keras")
-    assert script, "the aae-keras console script is not installed"
-    result = subprocess.run([script, "train", "--epochs", "1", "--hidden", "16", "--out", "tmp"],
+    result = subprocess.run([console_script(), "train", "--epochs", "1", "--hidden", "16", "--out", "tmp"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
@@ -258,3 +281,79 @@ def onnx_inputs(path):
     import onnxruntime
 
     return [i.name for i in onnxruntime.InferenceSession(str(path)).get_inputs()]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["train", "--model", "nope"],
+                                  ["train", "--latent-dim", "3"], ["evaluate"]], ids=" ".join)
+def test_help_and_usage_errors_answer_without_tensorflow(argv, tmp_path):
+    result, seconds, imported = run_script(argv, cwd=tmp_path)
+    assert result.returncode == (0 if "--help" in argv else 2), result.stderr
+    assert ("usage: aae-keras" in result.stdout) if "--help" in argv else ("error:" in result.stderr)
+    assert "Traceback" not in result.stderr
+    assert_fast_without_tensorflow(seconds, imported)
+
+
+def test_import_aae_keras_registers_the_models(trained, tmp_path):
+    # a bare `import aae_keras` is enough for keras.saving.load_model (item 14 of the issue)
+    code = "import sys, aae_keras, keras; print(type(keras.saving.load_model(sys.argv[1])).__name__)"
+    result = subprocess.run([sys.executable, "-c", code, str(trained / "model.keras")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.split()[-1] == "MMDAutoencoder", result.stderr[-2000:]
+    # the console script skips that at import (for a fast --help) and registers in the commands
+    result = subprocess.run([console_script(), "sample", trained / "model.keras", "--n", "3", "--out", "s.npy"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and np.load(tmp_path / "s.npy").shape == (3, 8, 8), result.stderr[-2000:]
+
+
+def unwritable_dirs():
+    """Directories no file can be created in, even as root (tests run as root in CI)."""
+    cases = [pytest.param("/proc", ["--overwrite"], id="proc")]
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        cases.append(pytest.param("read-only", [], id="chmod-555"))
+    return cases
+
+
+@pytest.mark.parametrize("out, extra", unwritable_dirs())
+def test_unwritable_out_fails_before_training(out, extra, tmp_path):
+    if out == "read-only":
+        (tmp_path / out).mkdir(mode=0o555)
+        out = tmp_path / out / "run"
+    result, seconds, imported = run_script(["train", "--epochs", "1", "--hidden", "8", "--out", out, *extra],
+                                           cwd=tmp_path)
+    assert result.returncode == 2 and "Epoch" not in result.stdout
+    assert result.stderr.startswith(f"aae-keras: error: cannot write --out {str(out)!r}")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert_fast_without_tensorflow(seconds, imported)  # refused before TensorFlow, data and training
+
+
+def test_sample_into_an_unwritable_place_names_the_users_path(trained, tmp_path, capsys):
+    for out in (tmp_path / "missing" / "grid.png", tmp_path / "missing" / "s.npy", "/proc/grid.png"):
+        code, _, err = run(["sample", trained / "model.keras", "--out", out], capsys)
+        assert code == 2 and f"--out {str(out)!r}" in err and ".tmp" not in err, err
+    with pytest.raises(OSError, match=re.escape(str(tmp_path / "missing" / "grid.png"))) as error:
+        plots.sample_grid(np.zeros((4, 8, 8)), tmp_path / "missing" / "grid.png")
+    assert ".tmp" not in str(error.value)
+
+
+def test_unreadable_model_files_get_a_clear_error(trained, tmp_path, capsys):
+    whole = (trained / "model.keras").read_bytes()
+    broken = {"empty.keras": b"", "truncated.keras": whole[: len(whole) // 2], "notes.txt": b"not a model"}
+    for name, content in broken.items():
+        (tmp_path / name).write_bytes(content)
+        for command in (["evaluate"], ["sample", "--out", tmp_path / "s.png"], ["export", "--out", tmp_path / "d.onnx"]):
+            code, _, err = run([command[0], tmp_path / name, *command[1:]], capsys)
+            assert code == 2 and f"MODEL {str(tmp_path / name)!r} is not a readable .keras model" in err, err
+            assert ("empty" if name == "empty.keras" else "not a zip archive") in err and "File not found" not in err
+    missing = tmp_path / "nowhere" / "model.h5"
+    code, _, err = run(["evaluate", missing], capsys)
+    assert code == 2 and f"MODEL {str(missing)!r} does not exist: it is neither a file nor a preset" in err, err
+
+
+@pytest.mark.parametrize("model", ["mmd", "adversarial"])
+def test_diverging_training_stops_without_writing_a_model(model, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = run(["train", "--model", model, "--lr", "1e15", "--epochs", "3", "--hidden", "16",
+                             "--verbose", "0", "--out", out], capsys)
+    assert code == 2 and "training diverged" in err and "--lr" in err, err
+    assert re.search(r"(at epoch \d+, batch \d+|after epoch \d+)", err) and len(err.strip().splitlines()) == 1
+    assert os.listdir(out) == []  # no model.keras, metrics.json or plots

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import onnx
 import pytest
@@ -98,6 +99,31 @@ def test_rebuilt_digits_preset_reaches_the_recorded_metrics(capsys):
     assert {"test_reconstruction", "code_mmd2", "codes_near_mode"} <= set(comparison)
     assert all(row["within"] for row in comparison.values())
 
+
+@pytest.fixture
+def diverging_recipe(tmp_path, monkeypatch):
+    """A temporary recipe whose learning rate makes training blow up; archives go to tmp_path."""
+    recipes_dir = tmp_path / "recipes"
+    recipes_dir.mkdir()
+    train = ["--model", "mmd", "--epochs", "2", "--hidden", "16", "--lr", "1e15"]
+    (recipes_dir / "diverging.json").write_text(json.dumps({"description": "blows up", "train": train}))
+    monkeypatch.setattr(recipes, "RECIPES_DIR", recipes_dir)
+    monkeypatch.setattr(recipes, "ARCHIVES_DIR", tmp_path / "archives")
+    return "diverging"
+
+
+def test_zoo_build_stops_a_diverging_recipe_without_writing_a_preset(diverging_recipe, tmp_path, capsys):
+    code, _, err = run(["zoo", "build", diverging_recipe, "--out", tmp_path / "preset", "--verbose", "0"], capsys)
+    assert code == 2 and "training diverged" in err and "--lr" in err, err
+    assert not (tmp_path / "preset").exists() and not list((tmp_path / "archives").glob("*"))
+    assert diverging_recipe not in presets.manifest()["presets"]
+
+
+def test_zoo_build_refuses_an_unwritable_out_before_training(diverging_recipe, capsys):
+    start = time.perf_counter()
+    code, out, err = run(["zoo", "build", diverging_recipe, "--out", "/proc/preset"], capsys)
+    assert code == 2 and err.startswith("aae-keras: error: cannot write --out '/proc/preset'"), err
+    assert "Epoch" not in out and time.perf_counter() - start < 5
 
 
 @pytest.mark.large
