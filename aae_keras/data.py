@@ -91,7 +91,7 @@ def check_finite(x, what="training data"):
     >>> check_finite(np.array([[0.0, np.nan]]))
     Traceback (most recent call last):
     ...
-    ValueError: training data contains 1 non-finite values (NaN or inf), first at index (0, 1); clean or drop them before training
+    ValueError: training data contains 1 non-finite values (NaN or inf), first at index (0, 1); clean or drop them
     """
     x = np.asarray(x)
     bad = ~np.isfinite(x)
@@ -100,7 +100,7 @@ def check_finite(x, what="training data"):
         first = first[0] if len(first) == 1 else first
         raise ValueError(
             f"{what} contains {int(bad.sum())} non-finite values (NaN or inf), first at index "
-            f"{first}; clean or drop them before training"
+            f"{first}; clean or drop them"
         )
     return x
 

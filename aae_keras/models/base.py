@@ -97,8 +97,10 @@ class LatentAutoencoder(keras.Model):
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with the data checked first."""
         _refuse_sample_weights(kwargs)
-        self._check_data(x, "evaluation data")
-        with self._clear_data_errors("evaluation data"):
+        # fit runs its validation through evaluate (with a private flag): name that data so
+        what = "validation data" if kwargs.get("_use_cached_eval_dataset") else "evaluation data"
+        self._check_data(x, what)
+        with self._clear_data_errors(what):
             return super().evaluate(x, y, *args, **kwargs)
 
     def _check_data(self, x, what):
