@@ -124,14 +124,14 @@ def _network(model, part, core):
     """(a Keras model with named float32 inputs around `core`, its InputSpecs, output names)."""
     if part == "encoder":
         spec = keras.InputSpec(shape=(None, *core.input_shape[1:]), dtype="float32", name="x")
-        if getattr(model, "posterior", "deterministic") != "gaussian":
+        if model.posterior != "gaussian":
             return core, [spec], ["codes"]
         x, d = keras.Input(spec.shape[1:], name="x"), model.latent_dim
         out = core(x)
         wrapped = keras.Model(x, {"codes": out[:, :d], "log_variances": out[:, d:]}, name="encoder")
         return wrapped, [spec], ["codes", "log_variances"]
     z_spec = keras.InputSpec(shape=(None, model.latent_dim), dtype="float32", name="z")
-    if not _takes_class(model):
+    if not model.decoder_takes_class:
         return core, [z_spec], ["images"]
     z, y = keras.Input((model.latent_dim,), name="z"), keras.Input((model.num_classes,), name="y")
     wrapped = keras.Model([z, y], core(keras.layers.Concatenate()([y, z])), name="decoder")
@@ -185,11 +185,6 @@ def _float32_policy():
         keras.config.set_dtype_policy(previous)
 
 
-def _takes_class(model):
-    width = model.decoder.input_shape[-1]
-    return hasattr(model, "num_classes") and width == model.latent_dim + model.num_classes
-
-
 def _metadata(model, part, network, specs, outputs, policy):
     info = priors.describe(model.prior)
     prior = priors.to_config(model.prior) if info["kind"] != "sample_only" else {"kind": "sample_only", "dim": info["dim"]}
@@ -209,9 +204,8 @@ def _metadata(model, part, network, specs, outputs, policy):
         "trained_dtype_policy": policy,
         "prior": prior,
     }
-    if part == "decoder" and hasattr(model, "heads"):
-        # dimensionality reduction: the decoder reads y W + z, a cluster head plus a prior sample
-        metadata["cluster_heads"] = np.asarray(model.heads, np.float64).tolist()
+    if part == "decoder":
+        metadata.update(model.decoder_metadata())  # e.g. the cluster heads of dimensionality reduction
     return metadata
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from aae_keras import files
+from aae_keras import files, priors
 
 __all__ = ["cluster_grid", "latent_scatter", "sample_grid"]
 
@@ -49,6 +49,7 @@ def latent_scatter(codes, labels, prior, path, title=None):
             raise ValueError(f"Got {len(labels)} labels for {len(codes)} codes.")
     dim = codes.shape[1]
     xy = codes[:, :2]
+    prior = priors.as_prior(prior)
     samples = np.asarray(prior.sample(_HIST_SAMPLES, seed=0), np.float64)[:, :2]
     lo, hi = _limits(xy, samples)
 

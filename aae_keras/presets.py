@@ -437,29 +437,26 @@ def save(model, directory, name=None, overwrite=False, **metadata):
 
 
 def check_outputs(model, n=4, seed=0):
-    """Fixed decoder inputs and their outputs: {"latents", "labels" (or None), "outputs"}."""
-    z = np.asarray(model.prior.sample(n, seed=np.array([seed, 11], np.int32)), np.float32)
-    labels = None
-    if hasattr(model, "heads"):  # dimensionality reduction: the decoder reads y W + z
-        heads = np.asarray(model.heads)
-        z = z + heads[np.arange(n) % len(heads)]
-    if hasattr(model, "style_grid"):  # decoders that take a class
-        labels = (np.arange(n) % model.num_classes).tolist()
-        outputs = model.decode(z, labels)
-    else:
-        outputs = model.decode(z)
+    """Fixed decoder inputs (`model.check_latents`) and their outputs: {"latents", "labels" (or None), "outputs"}."""
+    z, labels = model.check_latents(n, seed)
+    outputs = _decode(model, z, labels)
     return {"latents": z.tolist(), "labels": labels, "outputs": np.asarray(outputs, np.float64).tolist()}
 
 
 def verify_check(model, check, tolerance=CHECK_TOLERANCE):
     """Largest difference between decoding `check["latents"]` and the stored outputs; raises above `tolerance`."""
     z = np.asarray(check["latents"], np.float32)
-    outputs = model.decode(z) if check.get("labels") is None else model.decode(z, check["labels"])
+    outputs = _decode(model, z, check.get("labels"))
     difference = float(np.max(np.abs(outputs - np.asarray(check["outputs"]))))
     if difference > tolerance:
         raise PresetError(f"decoding the check latents differs from the stored outputs by {difference:.3g} "
                           f"(tolerance {tolerance}); the weights do not match this preset.")
     return difference
+
+
+def _decode(model, z, labels):
+    """Decoded codes z, with their classes for a decoder that takes them (labels not None)."""
+    return model.decode(z) if labels is None else model.decode(z, labels)
 
 
 def pack(directory, archive_path):

@@ -1,25 +1,31 @@
-"""Priors: TensorFlow Probability distributions for the latent space, and their parameters.
+"""Priors: latent distributions described by their parameters, usable on any Keras backend.
 
-Every factory returns a `tfd.Distribution` with event shape `[d]`; any other TFP distribution
-with event shape `[d]` is accepted by the models too. `describe(prior)` reads a prior's
-parameters into plain numpy (the form the closed-form MMD and serialization use), and
-`from_description` rebuilds the distribution.
+A `Prior` holds its parameters as numpy arrays (`describe()`), samples with stateless seeds
+(`sample(n, seed)`, the same numbers on every replica), evaluates `log_prob` in `keras.ops`,
+and round-trips through `get_config` / `from_config`. The kinds: Gaussian mixtures (a plain
+Gaussian is one component; diagonal or full covariances), uniform boxes, one-hot
+categoricals and the swiss roll. TensorFlow Probability stays the interface on TensorFlow:
+`prior.distribution` is the TFP distribution, and `as_prior` (which every model applies to
+the prior it is given) turns a TFP Gaussian, mixture, uniform box or one-hot categorical into
+a `Prior`; any other TFP distribution is kept as a sample-only prior sampled through TFP.
 
 Example:
     >>> from aae_keras import priors
     >>> ring = priors.gaussian_mixture(num_components=10, dim=2, radius=4.0, scale=0.5)
-    >>> priors.describe(ring)["kind"]
-    'mixture'
+    >>> ring.kind, ring.dim, tuple(ring.sample(3, seed=0).shape)
+    ('mixture', 2, (3, 2))
 """
 
-import numpy as np
-import tensorflow as tf
-import tensorflow_probability as tfp
+import math
 
-tfd = tfp.distributions
-tfb = tfp.bijectors
+import numpy as np
+from keras import ops
+
+from aae_keras import backend
 
 __all__ = [
+    "Prior",
+    "as_prior",
     "categorical",
     "component",
     "describe",
@@ -35,17 +41,189 @@ __all__ = [
 ]
 
 
-def gaussian(dim, scale=1.0):
-    """Isotropic Gaussian N(0, scale^2 I) in `dim` dimensions.
+class Prior:
+    """A prior over R^d given by its parameters (see the module docstring).
 
-    >>> gaussian(8).event_shape
-    TensorShape([8])
+    `sample(n, seed=None, components=None)`: n float32 samples [n, d]; `seed` is None (fresh),
+    an int, a pair of ints or a [2] integer tensor (stateless: the same seed gives the same
+    samples). `components` (mixtures only): one component index per sample, -1 for "draw it
+    from the mixture weights".
+    """
+
+    kind = None
+
+    def __init__(self, info):
+        self._info = info
+        self.dim = int(info["dim"])
+
+    def describe(self):
+        """The parameters as a dict of numpy arrays (float64) plus "kind" and "dim"."""
+        return dict(self._info)
+
+    def get_config(self):
+        """A JSON-able description; `from_config` rebuilds the prior."""
+        return {key: value.tolist() if isinstance(value, np.ndarray) else value for key, value in self._info.items()}
+
+    @classmethod
+    def from_config(cls, config):
+        return from_description(config)
+
+    @property
+    def distribution(self):
+        """This prior as a TensorFlow Probability distribution (TensorFlow backend only)."""
+        from aae_keras.backend import tensorflow
+
+        return tensorflow.to_distribution(self._info)
+
+    def sample(self, n, seed=None, components=None):
+        raise NotImplementedError
+
+    def log_prob(self, z):
+        """log p(z) for codes z [n, d] (keras.ops); NotImplementedError for sample-only priors."""
+        raise NotImplementedError(f"A {self.kind} prior has no density here.")
+
+    def __repr__(self):
+        return f"<aae_keras.priors.{type(self).__name__} kind={self.kind!r} dim={self.dim}>"
+
+    def _seeds(self, seed, count):
+        """`count` independent stateless seeds derived from `seed`."""
+        seeds = backend.current().split(backend.to_seed(seed), count)
+        return [seeds[i] for i in range(count)]
+
+
+class GaussianMixture(Prior):
+    """sum_k w_k N(mu_k, Sigma_k), diagonal (`variances` [K, d]) or full (`covariances` [K, d, d])."""
+
+    kind = "mixture"
+
+    def __init__(self, info):
+        super().__init__(info)
+        self._log_weights = np.log(np.maximum(info["weights"], 1e-300)).astype(np.float32)
+        self._means = np.asarray(info["means"], np.float32)
+        if "covariances" in info:
+            cov = np.asarray(info["covariances"], np.float64)
+            self._cholesky = np.linalg.cholesky(cov).astype(np.float32)
+            self._precisions = np.linalg.inv(cov).astype(np.float32)
+            self._log_det = np.linalg.slogdet(cov)[1].astype(np.float32)
+        else:
+            variances = np.asarray(info["variances"], np.float64)
+            self._stds = np.sqrt(variances).astype(np.float32)
+            self._precisions = (1.0 / variances).astype(np.float32)
+            self._log_det = np.sum(np.log(variances), axis=1).astype(np.float32)
+
+    def sample(self, n, seed=None, components=None):
+        pick, noise = self._seeds(seed, 2)
+        random = backend.current()
+        chosen = random.categorical(self._log_weights[None], n, pick)
+        if components is not None:
+            components = ops.cast(ops.convert_to_tensor(components), "int32")
+            chosen = ops.where(components >= 0, components, chosen)
+        eps = random.normal((n, self.dim), noise)
+        means = ops.take(ops.convert_to_tensor(self._means), chosen, axis=0)
+        if hasattr(self, "_stds"):
+            return means + ops.take(ops.convert_to_tensor(self._stds), chosen, axis=0) * eps
+        factors = ops.take(ops.convert_to_tensor(self._cholesky), chosen, axis=0)
+        return means + ops.einsum("nij,nj->ni", factors, eps)
+
+    def log_prob(self, z):
+        diff = ops.cast(z, "float32")[:, None, :] - ops.convert_to_tensor(self._means)[None]  # [n, K, d]
+        if hasattr(self, "_stds"):
+            quad = ops.sum(diff**2 * ops.convert_to_tensor(self._precisions)[None], axis=-1)
+        else:
+            quad = ops.einsum("nki,kij,nkj->nk", diff, ops.convert_to_tensor(self._precisions), diff)
+        log_norm = -0.5 * (self.dim * math.log(2 * math.pi) + ops.convert_to_tensor(self._log_det))
+        return ops.logsumexp(ops.convert_to_tensor(self._log_weights) + log_norm - 0.5 * quad, axis=-1)
+
+
+class UniformBox(Prior):
+    """prod_j U(low_j, high_j)."""
+
+    kind = "uniform"
+
+    def sample(self, n, seed=None, components=None):
+        low, high = (np.asarray(self._info[k], np.float32) for k in ("low", "high"))
+        unit = backend.current().uniform((n, self.dim), backend.to_seed(seed))
+        return ops.convert_to_tensor(low) + ops.convert_to_tensor(high - low) * unit
+
+    def log_prob(self, z):
+        low, high = (np.asarray(self._info[k], np.float32) for k in ("low", "high"))
+        z = ops.cast(z, "float32")
+        inside = ops.all(ops.logical_and(z >= low, z <= high), axis=-1)
+        return ops.where(inside, -float(np.sum(np.log(high - low))), -np.inf)
+
+
+class Categorical(Prior):
+    """One-hot categorical over `dim` classes with probabilities `probs`."""
+
+    kind = "categorical"
+
+    def sample(self, n, seed=None, components=None):
+        logits = np.log(np.maximum(self._info["probs"], 1e-300)).astype(np.float32)[None]
+        classes = backend.current().categorical(logits, n, backend.to_seed(seed))
+        return ops.one_hot(classes, self.dim)
+
+    def log_prob(self, z):
+        log_probs = np.log(np.maximum(self._info["probs"], 1e-300)).astype(np.float32)
+        return ops.sum(ops.cast(z, "float32") * ops.convert_to_tensor(log_probs), axis=-1)
+
+
+class SwissRoll(Prior):
+    """The 2-D swiss roll: t ~ U(0, 1), angle 2 pi turns sqrt(t), radius r sqrt(t) + N(0, noise^2)."""
+
+    kind = "swiss_roll"
+
+    def sample(self, n, seed=None, components=None):
+        along, across = self._seeds(seed, 2)
+        random = backend.current()
+        root = ops.sqrt(random.uniform((n,), along))
+        angle = 2.0 * math.pi * self._info["turns"] * root
+        radius = self._info["radius"] * root + self._info["noise"] * random.normal((n,), across)
+        return ops.stack([radius * ops.cos(angle), radius * ops.sin(angle)], axis=-1)
+
+
+class DistributionPrior(Prior):
+    """Any other TFP distribution with event shape [d]: sampled through TFP, not serializable."""
+
+    kind = "sample_only"
+
+    def __init__(self, distribution, dim):
+        super().__init__({"kind": "sample_only", "dim": dim})
+        self._distribution = distribution
+
+    @property
+    def distribution(self):
+        return self._distribution
+
+    def sample(self, n, seed=None, components=None):
+        from aae_keras.backend import tensorflow
+
+        return tensorflow.sample_distribution(self._distribution, n, backend.to_seed(seed))
+
+    def log_prob(self, z):
+        return self._distribution.log_prob(z)
+
+    def get_config(self):
+        raise ValueError(
+            f"Cannot save a model whose prior is a {type(self._distribution).__name__}: only priors made by "
+            "aae_keras.priors or Gaussian, Gaussian-mixture, uniform and one-hot categorical TFP "
+            "distributions are serializable."
+        )
+
+
+_KINDS = {cls.kind: cls for cls in (GaussianMixture, UniformBox, Categorical, SwissRoll)}
+
+
+# ---------------------------------------------------------------------------------- factories
+def gaussian(dim, scale=1.0):
+    """Isotropic Gaussian N(0, scale^2 I) in `dim` dimensions (a one-component mixture).
+
+    >>> gaussian(8).dim
+    8
     """
     _check_positive_int(dim, "dim")
     _check_positive(scale, "scale")
-    return tfd.MultivariateNormalDiag(
-        loc=np.zeros(dim, np.float32), scale_diag=np.full(dim, scale, np.float32)
-    )
+    return from_description({"kind": "mixture", "dim": dim, "weights": np.ones(1), "means": np.zeros((1, dim)),
+                             "variances": np.full((1, dim), float(scale) ** 2)})
 
 
 def mixture_means(num_components, dim, radius):
@@ -93,18 +271,17 @@ def gaussian_mixture(
     Pass `means` [K, d] to place components yourself, `scales` (scalar, [K] or [K, d] stds) for
     diagonal components or `covariances` [K, d, d] for full ones, and `weights` [K].
 
-    >>> gaussian_mixture(10, 2).event_shape
-    TensorShape([2])
+    >>> gaussian_mixture(10, 2).dim
+    2
     >>> gaussian_mixture(means=[[0., 0.], [3., 0.]], covariances=[np.eye(2), 2 * np.eye(2)])
-    ... # doctest: +ELLIPSIS
-    <tfp.distributions.MixtureSameFamily ...>
+    <aae_keras.priors.GaussianMixture kind='mixture' dim=2>
     """
     if means is None:
         _check_positive_int(num_components, "num_components")
         _check_positive_int(dim, "dim")
         _check_positive(radius, "radius")
         means = mixture_means(num_components, dim, radius)
-    means = np.asarray(means, np.float32)
+    means = np.asarray(means, np.float64)
     if means.ndim != 2:
         raise ValueError(f"means must have shape [num_components, dim], got {means.shape}.")
     k, d = means.shape
@@ -113,137 +290,106 @@ def gaussian_mixture(
         raise ValueError(
             f"weights must be {k} non-negative numbers summing to 1 (one per mean), got {weights}."
         )
-    mixing = tfd.Categorical(probs=weights.astype(np.float32))
+    info = {"kind": "mixture", "dim": d, "weights": weights, "means": means}
     if covariances is not None:
         cov = np.asarray(covariances, np.float64)
         if cov.shape != (k, d, d):
             raise ValueError(f"covariances must have shape {(k, d, d)}, got {cov.shape}.")
         try:
-            tril = np.linalg.cholesky(cov)
+            np.linalg.cholesky(cov)
         except np.linalg.LinAlgError:
             raise ValueError("covariances must be symmetric positive definite.") from None
-        components = tfd.MultivariateNormalTriL(loc=means, scale_tril=tril.astype(np.float32))
+        info["covariances"] = cov
     else:
-        stds = np.broadcast_to(np.asarray(scale if scales is None else scales, np.float32).T, (d, k)).T
+        stds = np.broadcast_to(np.asarray(scale if scales is None else scales, np.float64).T, (d, k)).T
         _check_positive(np.min(stds), "scales")
-        components = tfd.MultivariateNormalDiag(loc=means, scale_diag=np.ascontiguousarray(stds))
-    return tfd.MixtureSameFamily(mixing, components)
+        info["variances"] = np.ascontiguousarray(stds) ** 2
+    return from_description(info)
 
 
 def uniform(dim, low=-1.0, high=1.0):
     """Uniform box prod_j U(low_j, high_j); `low`/`high` are scalars or length-`dim` vectors.
 
-    >>> uniform(2).event_shape
-    TensorShape([2])
+    >>> uniform(2).describe()["high"].tolist()
+    [1.0, 1.0]
     """
     _check_positive_int(dim, "dim")
-    low = np.broadcast_to(np.asarray(low, np.float32), (dim,)).copy()
-    high = np.broadcast_to(np.asarray(high, np.float32), (dim,)).copy()
+    low = np.broadcast_to(np.asarray(low, np.float64), (dim,)).copy()
+    high = np.broadcast_to(np.asarray(high, np.float64), (dim,)).copy()
     if np.any(high <= low):
         raise ValueError(f"uniform prior needs high > low in every dimension, got {low}, {high}.")
-    return tfd.Independent(tfd.Uniform(low=low, high=high), reinterpreted_batch_ndims=1)
-
-
-class SwissRoll(tfb.Bijector):
-    """Maps (t, n) with t ~ U(0, 1), n ~ N(0, noise^2) onto a 2-D swiss roll (sample-only)."""
-
-    def __init__(self, turns=1.5, radius=4.0, noise=0.1):
-        parameters = dict(locals())
-        self.turns, self.radius, self.noise = float(turns), float(radius), float(noise)
-        super().__init__(
-            forward_min_event_ndims=1, is_constant_jacobian=False, parameters=parameters,
-            name="swiss_roll",
-        )
-
-    def _forward(self, x):
-        t, n = x[..., 0], x[..., 1]
-        angle = 2.0 * np.pi * self.turns * tf.sqrt(t)
-        r = self.radius * tf.sqrt(t) + n
-        return tf.stack([r * tf.cos(angle), r * tf.sin(angle)], axis=-1)
+    return from_description({"kind": "uniform", "dim": dim, "low": low, "high": high})
 
 
 def swiss_roll(turns=1.5, radius=4.0, noise=0.1):
     """2-D swiss roll (the paper's Fig. 2): samples only, no density and no closed-form MMD.
 
-    >>> swiss_roll().sample(3).shape
-    TensorShape([3, 2])
+    >>> tuple(swiss_roll().sample(3, seed=0).shape)
+    (3, 2)
     """
     _check_positive(turns, "turns")
     _check_positive(radius, "radius")
     _check_positive(noise, "noise")
-    base = tfd.Blockwise(
-        [
-            tfd.Independent(tfd.Uniform(low=[0.0], high=[1.0]), 1),
-            tfd.Independent(tfd.Normal(loc=[0.0], scale=[noise]), 1),
-        ]
-    )
-    return tfd.TransformedDistribution(base, SwissRoll(turns, radius, noise))
+    return from_description({"kind": "swiss_roll", "dim": 2, "turns": float(turns), "radius": float(radius),
+                             "noise": float(noise)})
 
 
 def categorical(num_classes, probs=None):
     """One-hot categorical over `num_classes` classes (uniform unless `probs` is given).
 
-    >>> categorical(10).event_shape
-    TensorShape([10])
+    >>> categorical(10).dim
+    10
     """
     _check_positive_int(num_classes, "num_classes")
-    probs = np.full(num_classes, 1.0 / num_classes) if probs is None else np.asarray(probs)
+    probs = np.full(num_classes, 1.0 / num_classes) if probs is None else np.asarray(probs, np.float64)
     if probs.shape != (num_classes,) or not np.isclose(probs.sum(), 1.0) or np.any(probs < 0):
         raise ValueError(f"probs must be {num_classes} non-negative numbers summing to 1.")
-    return tfd.OneHotCategorical(probs=probs.astype(np.float32), dtype=tf.float32)
+    return from_description({"kind": "categorical", "dim": num_classes, "probs": probs})
+
+
+# --------------------------------------------------------------------------------- conversion
+def as_prior(prior):
+    """`prior` as a `Prior`: itself, or a TFP distribution converted (clear error otherwise).
+
+    >>> as_prior(gaussian(2)).kind
+    'mixture'
+    """
+    if isinstance(prior, Prior):
+        return prior
+    from aae_keras.backend import tensorflow
+
+    if not tensorflow.is_distribution(prior):
+        raise TypeError(
+            f"A prior must be an aae_keras prior or a tfp.distributions.Distribution, got "
+            f"{type(prior).__name__}; build one with aae_keras.priors (gaussian, gaussian_mixture, uniform, ...)."
+        )
+    info = tensorflow.describe_distribution(prior)
+    if info["kind"] == "sample_only":
+        return DistributionPrior(prior, info["dim"])
+    return from_description(info)
 
 
 def event_size(prior):
-    """The latent size d of a prior with event shape [d] (clear error otherwise).
+    """The latent size d of a prior (an aae_keras prior or a TFP distribution with event shape [d]).
 
     >>> event_size(gaussian(3))
     3
     """
-    if not isinstance(prior, tfd.Distribution):
-        raise TypeError(
-            f"A prior must be a tfp.distributions.Distribution, got {type(prior).__name__}; "
-            "build one with aae_keras.priors (gaussian, gaussian_mixture, uniform, ...)."
-        )
-    shape = prior.event_shape
-    if shape.rank != 1 or shape[0] is None or prior.batch_shape.rank != 0:
-        raise ValueError(
-            f"A prior must have event shape [d] and no batch shape; got event shape {shape} and "
-            f"batch shape {prior.batch_shape}. Wrap per-dimension distributions in "
-            "tfd.Independent(..., reinterpreted_batch_ndims=1)."
-        )
-    return int(shape[0])
+    return as_prior(prior).dim
 
 
 def describe(prior):
-    """Read a prior's parameters into a dict of numpy arrays (float64).
+    """A prior's parameters as a dict of numpy arrays (float64).
 
     Kinds: "mixture" (weights [K], means [K, d], and either `variances` [K, d] for diagonal
     components or `covariances` [K, d, d]; a plain Gaussian is K = 1), "uniform" (low, high),
     "categorical" (probs), "swiss_roll" (turns, radius, noise) and "sample_only" for any other
-    distribution (then only `dim` is known).
+    TFP distribution (then only `dim` is known).
 
     >>> describe(gaussian(2))["means"].tolist()
     [[0.0, 0.0]]
     """
-    dim = event_size(prior)
-    if isinstance(prior, tfd.MixtureSameFamily):
-        weights = _np(prior.mixture_distribution.probs_parameter())
-        info = _gaussian_parameters(prior.components_distribution)
-        if info is not None:
-            return {"kind": "mixture", "dim": dim, "weights": weights, **info}
-    info = _gaussian_parameters(prior)
-    if info is not None:
-        info = {key: value[None] for key, value in info.items()}
-        return {"kind": "mixture", "dim": dim, "weights": np.ones(1), **info}
-    if isinstance(prior, tfd.Independent) and isinstance(prior.distribution, tfd.Uniform):
-        low, high = (np.broadcast_to(_np(v), (dim,)) for v in (prior.distribution.low, prior.distribution.high))
-        return {"kind": "uniform", "dim": dim, "low": low, "high": high}
-    if isinstance(prior, tfd.OneHotCategorical):
-        return {"kind": "categorical", "dim": dim, "probs": _np(prior.probs_parameter())}
-    if isinstance(getattr(prior, "bijector", None), SwissRoll):
-        b = prior.bijector
-        return {"kind": "swiss_roll", "dim": dim, "turns": b.turns, "radius": b.radius, "noise": b.noise}
-    return {"kind": "sample_only", "dim": dim}
+    return as_prior(prior).describe()
 
 
 def component(info, k):
@@ -262,74 +408,37 @@ def component(info, k):
 def from_description(info):
     """Rebuild a prior from `describe(prior)` output (lists are accepted for arrays).
 
-    >>> from_description(describe(uniform(2))).event_shape
-    TensorShape([2])
+    >>> from_description(describe(uniform(2))).kind
+    'uniform'
     """
-    kind = info["kind"]
-    if kind == "mixture":
-        if "covariances" in info:
-            return gaussian_mixture(
-                means=info["means"], covariances=info["covariances"], weights=info["weights"]
-            )
-        if len(info["weights"]) == 1:
-            return tfd.MultivariateNormalDiag(
-                loc=np.asarray(info["means"][0], np.float32),
-                scale_diag=np.sqrt(np.asarray(info["variances"][0])).astype(np.float32),
-            )
-        return gaussian_mixture(
-            means=info["means"], scales=np.sqrt(np.asarray(info["variances"])), weights=info["weights"]
+    kind = info.get("kind")
+    if kind not in _KINDS:
+        raise ValueError(
+            f"Cannot rebuild a prior of kind {kind!r}: only priors made by aae_keras.priors or "
+            "Gaussian, Gaussian-mixture, uniform and one-hot categorical TFP distributions can be "
+            "saved. Pass the prior again when you load (custom_objects) or use one of those."
         )
-    if kind == "uniform":
-        return uniform(len(info["low"]), info["low"], info["high"])
-    if kind == "categorical":
-        return categorical(len(info["probs"]), np.asarray(info["probs"], np.float64))
-    if kind == "swiss_roll":
-        return swiss_roll(info["turns"], info["radius"], info["noise"])
-    raise ValueError(
-        f"Cannot rebuild a prior of kind {kind!r}: only priors made by aae_keras.priors or "
-        "Gaussian, Gaussian-mixture, uniform and one-hot categorical TFP distributions can be "
-        "saved. Pass the prior again when you load (custom_objects) or use one of those."
-    )
+    arrays = {key: np.asarray(value, np.float64) if isinstance(value, (list, tuple, np.ndarray)) else value
+              for key, value in info.items()}
+    return _KINDS[kind](arrays)
 
 
 def to_config(prior):
     """A JSON-able description of a prior, for saving models (`from_config` inverts it).
 
-    >>> from_config(to_config(gaussian(2))).event_shape
-    TensorShape([2])
+    >>> from_config(to_config(gaussian(2))).dim
+    2
     """
-    info = describe(prior)
-    if info["kind"] == "sample_only":
-        raise ValueError(
-            f"Cannot save a model whose prior is a {type(prior).__name__}: only priors made by "
-            "aae_keras.priors or Gaussian, Gaussian-mixture, uniform and one-hot categorical TFP "
-            "distributions are serializable."
-        )
-    return {key: value.tolist() if isinstance(value, np.ndarray) else value for key, value in info.items()}
+    return as_prior(prior).get_config()
 
 
 def from_config(config):
     """Rebuild a prior saved with `to_config`.
 
-    >>> from_config({"kind": "categorical", "dim": 3, "probs": [0.5, 0.25, 0.25]}).event_shape
-    TensorShape([3])
+    >>> from_config({"kind": "categorical", "dim": 3, "probs": [0.5, 0.25, 0.25]}).dim
+    3
     """
     return from_description(config)
-
-
-def _gaussian_parameters(dist):
-    """means/variances (diagonal) or means/covariances (full) of a Gaussian, else None."""
-    if isinstance(dist, tfd.MultivariateNormalDiag) or (
-        isinstance(dist, tfd.Independent) and isinstance(dist.distribution, tfd.Normal)
-    ):
-        return {"means": _np(dist.mean()), "variances": _np(dist.variance())}
-    if isinstance(dist, (tfd.MultivariateNormalTriL, tfd.MultivariateNormalFullCovariance)):
-        return {"means": _np(dist.mean()), "covariances": _np(dist.covariance())}
-    return None
-
-
-def _np(tensor):
-    return np.asarray(tf.convert_to_tensor(tensor), np.float64)
 
 
 def _check_positive_int(value, name):

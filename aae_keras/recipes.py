@@ -19,7 +19,7 @@ Example:
 import json
 import os
 
-from aae_keras import cli, data, files, presets
+from aae_keras import data, files, presets, runs
 
 __all__ = ["build", "load_recipe", "summary", "compare", "TOLERANCES"]
 
@@ -75,16 +75,15 @@ def build(name, data_dir=None, out=None, check=False, verbose=0):
     or inf stops with `callbacks.NonFiniteError` and writes nothing.
     """
     recipe = load_recipe(name)
-    argv = ["train", *recipe["train"]] + (["--data-dir", os.fspath(data_dir)] if data_dir else [])
-    args = cli.build_parser().parse_args([*argv, "--verbose", str(verbose)])
-    cli.check_training_arguments(args)
+    data_flags = ["--data-dir", os.fspath(data_dir)] if data_dir else []
+    settings = runs.TrainSettings.from_argv([*recipe["train"], *data_flags, "--verbose", str(verbose)]).checked()
     directory = os.path.abspath(out or presets.ZOO_DIR / "presets" / name)
     if not check:  # before training: a place that cannot be written fails at once
-        cli.check_writable(os.path.dirname(directory), "--out", directory, missing_ok=True)
-        cli.check_writable(ARCHIVES_DIR, "the archive", ARCHIVES_DIR / f"{name}.tar.gz", missing_ok=True)
-        cli.check_writable(presets.ZOO_DIR, "the manifest", presets.ZOO_DIR / "manifest.json")
-    prior, dataset, labels = cli.prepare_training(args)
-    model, results = cli.fit_and_evaluate(args, prior, dataset, labels)
+        runs.check_writable(os.path.dirname(directory), "--out", directory, missing_ok=True)
+        runs.check_writable(ARCHIVES_DIR, "the archive", ARCHIVES_DIR / f"{name}.tar.gz", missing_ok=True)
+        runs.check_writable(presets.ZOO_DIR, "the manifest", presets.ZOO_DIR / "manifest.json")
+    prior, dataset, labels = runs.prepare_training(settings)
+    model, results = runs.fit_and_evaluate(settings, prior, dataset, labels)
     metrics = summary(results)
     if check:
         recorded = presets.info(name).get("metrics")
@@ -96,7 +95,7 @@ def build(name, data_dir=None, out=None, check=False, verbose=0):
         model, directory, name=name, overwrite=True, description=recipe["description"], recipe=recipe,
         dataset={"name": dataset.name, "sha256": data.checksum(dataset), "train_size": len(dataset.x_train),
                  "test_size": len(dataset.x_test)},
-        seed=args.seed, metrics=metrics, results=results,
+        seed=settings.seed, metrics=metrics, results=results,
     )
     os.makedirs(ARCHIVES_DIR, exist_ok=True)
     archive = presets.pack(directory, os.path.join(ARCHIVES_DIR, f"{name}.tar.gz"))

@@ -29,8 +29,8 @@ class LatentRegularizer:
     """
 
     def __init__(self, prior):
-        self.prior = prior
-        self.dim = priors.event_size(prior)
+        self.prior = priors.as_prior(prior)
+        self.dim = self.prior.dim
 
     def __call__(self, z, seed=None):
         raise NotImplementedError

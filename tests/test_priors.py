@@ -67,3 +67,88 @@ def test_bad_arguments_are_clear():
         priors.gaussian(0)
     with pytest.raises(TypeError, match="tfp.distributions"):
         priors.event_size(np.zeros(3))
+
+
+def test_mixture_samples_have_the_mixture_moments():
+    cov = np.array([[[1.0, 0.6], [0.6, 2.0]], [[0.5, 0.0], [0.0, 0.25]]])
+    prior = priors.gaussian_mixture(means=[[0.0, 0.0], [6.0, 0.0]], covariances=cov, weights=[0.3, 0.7])
+    y = np.asarray(prior.sample(40000, seed=3), np.float64)
+    first = y[:, 0] < 3.0
+    assert first.mean() == pytest.approx(0.3, abs=0.01)
+    np.testing.assert_allclose(np.cov(y[first].T), cov[0], atol=0.06)
+    np.testing.assert_allclose(np.cov(y[~first].T), cov[1], atol=0.03)
+
+
+def test_components_pick_the_mixture_component_of_each_sample():
+    ring = priors.gaussian_mixture(10, 2, radius=4.0, scale=0.1)
+    means = ring.describe()["means"]
+    components = np.array([3, 3, -1, 7] * 50)
+    y = np.asarray(ring.sample(200, seed=(1, 2), components=components))
+    nearest = np.argmin(np.linalg.norm(y[:, None] - means[None], axis=-1), axis=1)
+    fixed = components >= 0
+    np.testing.assert_array_equal(nearest[fixed], components[fixed])
+    assert len(set(nearest[~fixed])) > 5  # the others come from the whole mixture
+
+
+def test_sampling_is_stateless_and_seeded():
+    ring = priors.gaussian_mixture(10, 2)
+    np.testing.assert_array_equal(np.asarray(ring.sample(6, seed=4)), np.asarray(ring.sample(6, seed=4)))
+    assert not np.allclose(np.asarray(ring.sample(6, seed=4)), np.asarray(ring.sample(6, seed=5)))
+
+
+@pytest.mark.parametrize("prior", [
+    priors.gaussian_mixture(10, 2),
+    priors.gaussian_mixture(means=[[0.0, 0.0], [3.0, 1.0]], covariances=[np.eye(2), [[2.0, 0.5], [0.5, 1.0]]], weights=[0.4, 0.6]),
+    priors.gaussian(3, 2.0),
+    priors.uniform(2, -1.0, [1.0, 3.0]),
+    priors.categorical(4, [0.1, 0.2, 0.3, 0.4]),
+], ids=["ring", "full_covariance", "gaussian", "uniform", "categorical"])
+def test_log_prob_and_tfp_round_trip(prior):
+    z = np.asarray(prior.sample(50, seed=9))
+    tfp_log_prob = np.asarray(prior.distribution.log_prob(z))
+    np.testing.assert_allclose(np.asarray(prior.log_prob(z)), tfp_log_prob, rtol=1e-4, atol=1e-4)
+    again = priors.as_prior(prior.distribution).describe()
+    for key, value in prior.describe().items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_allclose(again[key], value, rtol=1e-6)
+
+
+def test_other_tfp_distributions_are_sampled_through_tfp():
+    import tensorflow_probability as tfp
+
+    tfd = tfp.distributions
+    student = tfd.Independent(tfd.StudentT(df=[3.0, 3.0], loc=[0.0, 0.0], scale=[1.0, 1.0]), 1)
+    prior = priors.as_prior(student)
+    assert prior.kind == "sample_only" and prior.distribution is student
+    assert np.asarray(prior.sample(7, seed=1)).shape == (7, 2)
+    with pytest.raises(ValueError, match="Cannot save a model whose prior is a Independent"):
+        priors.to_config(student)
+
+
+def test_importing_the_library_does_not_import_tfp():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, aae_keras\n"
+        "from aae_keras import models, networks, priors\n"
+        "enc, dec, disc = networks.build('mlp', (8, 8), 2, hidden=(8,))\n"
+        "model = models.AdversarialAutoencoder(enc, dec, disc, priors.gaussian_mixture(10, 2))\n"
+        "model.sample(3)\n"
+        "assert 'tensorflow_probability' not in sys.modules, 'TFP was imported'\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_a_users_tfp_prior_trains_saves_and_loads(tmp_path, digits):
+    import keras
+    from conftest import tiny_model
+
+    tfp_ring = priors.gaussian_mixture(10, 2).distribution  # a tfd.MixtureSameFamily
+    model = tiny_model("adversarial", prior=tfp_ring)
+    assert model.prior.kind == "mixture"
+    model.fit(digits.x_train[:200], epochs=1, batch_size=50, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.prior.describe()["means"], priors.describe(tfp_ring)["means"], rtol=1e-6)

@@ -186,7 +186,7 @@ def test_conditional_mmd_is_the_share_weighted_per_class_closed_form():
         expected += members.sum() / 55 * float(single(z[members]))  # class 2 has 1 code: skipped
     assert float(reg(z, labels)) == pytest.approx(expected, rel=1e-4)
 
-    per_component = np.asarray(prior.components_distribution.sample(300, seed=(4, 4)))  # [300, 3, 2]
+    per_component = np.stack([np.asarray(prior.sample(300, seed=(4, k), components=np.full(300, k))) for k in range(3)], 1)
     right = np.repeat(np.arange(3)[None], 300, axis=0)
     values = [float(reg(per_component[:, k], right[:, k])) for k in range(3)]
     assert max(abs(v) for v in values) < 0.01

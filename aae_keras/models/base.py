@@ -47,6 +47,8 @@ class LatentAutoencoder(keras.Model):
     means, then log-variances; codes are sampled with the reparameterization trick).
     """
 
+    labels = "none"  # how fit uses labels: "required", "optional" or "none" (the paper's variants set it)
+
     def __init__(
         self, encoder, decoder, prior, reconstruction="bce", posterior="deterministic", seed=0, **kwargs
     ):
@@ -55,8 +57,8 @@ class LatentAutoencoder(keras.Model):
             raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}.")
         if posterior not in ("deterministic", "gaussian"):
             raise ValueError(f'posterior must be "deterministic" or "gaussian", got {posterior!r}.')
-        self.encoder, self.decoder, self.prior = encoder, decoder, prior
-        self.latent_dim = priors.event_size(prior)
+        self.encoder, self.decoder, self.prior = encoder, decoder, priors.as_prior(prior)
+        self.latent_dim = self.prior.dim
         self.reconstruction, self.posterior, self.seed = reconstruction, posterior, int(seed)
         self._check_sizes()
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
@@ -82,6 +84,47 @@ class LatentAutoencoder(keras.Model):
 
     def call(self, x, training=False):
         return self.decoder(self._codes(x, training=training), training=training)
+
+    # --------------------------------------------------------------------------- capabilities
+    @property
+    def uses_labels(self):
+        """Whether `fit(x, y)` and `evaluate(x, y)` use labels y (False: they are ignored)."""
+        return self.labels != "none"
+
+    @property
+    def codes_match_prior(self):
+        """Whether `encode(x)` gives the codes matched to `prior`, to compare with it (False
+        for the dimensionality-reduction map y W + z)."""
+        return True
+
+    @property
+    def decoder_takes_class(self):
+        """Whether the decoder takes [one-hot class, code]: `decode(z, y)` (False: `decode(z)`)."""
+        return False
+
+    @property
+    def figures(self):
+        """Names of the figures that show this model, as `aae-keras train` draws them:
+        "latent" (codes over the prior) and "samples" (decoded prior samples), plus
+        "style_grid" and "clusters" where the model has them."""
+        return ("latent", "samples")
+
+    def task_metrics(self, x, y):
+        """Metrics of the model's task on images x with true labels y, as a dict of floats:
+        none here; classification, clustering or class-component scores in the variants."""
+        return {}
+
+    def check_latents(self, n=4, seed=0):
+        """Fixed decoder inputs for checking saved weights: (codes [n, d] float32, classes:
+        n ints for a decoder that takes a class, else None). Presets store their outputs."""
+        z = np.asarray(self.prior.sample(n, seed=np.array([seed, 11], np.int32)), np.float32)
+        labels = (np.arange(n) % self.num_classes).tolist() if self.decoder_takes_class else None
+        return z, labels
+
+    def decoder_metadata(self):
+        """What running the bare decoder needs besides the latent size and the prior (exports
+        record it): {} here; the dimensionality-reduction model adds its cluster heads."""
+        return {}
 
     # ------------------------------------------------------------------- fit and evaluate
     def fit(self, x=None, y=None, *args, **kwargs):

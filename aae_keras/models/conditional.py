@@ -62,6 +62,14 @@ class LabelConditionedAutoencoder(MatchedAutoencoder):
     def _decoder_input(self, parts, labels):
         return parts["z"]
 
+    def task_metrics(self, x, y):
+        """{"codes_on_class_component"}: the fraction of images x whose code is nearest to the
+        mean of their class's component."""
+        means = priors.describe(self.prior)["means"]
+        codes = self.encode(x)
+        nearest = np.argmin(np.linalg.norm(codes[:, None] - means[None], axis=-1), axis=1)
+        return {"codes_on_class_component": float(np.mean(nearest == np.asarray(y)))}
+
     def sample(self, n, y=None, seed=None):
         """n images from the prior, or from component(s) `y` (an int or n ints) when given."""
         if y is None:
@@ -69,5 +77,4 @@ class LabelConditionedAutoencoder(MatchedAutoencoder):
         y = np.broadcast_to(np.asarray(y, np.int64), (int(n),))
         if y.min() < 0 or y.max() >= self.num_classes:
             raise ValueError(f"Classes must lie in 0..{self.num_classes - 1}, got {y.min()}..{y.max()}.")
-        per_component = np.asarray(self.prior.components_distribution.sample(int(n), seed=seed), np.float32)
-        return self.decode(per_component[np.arange(int(n)), y])
+        return self.decode(np.asarray(self.prior.sample(int(n), seed=seed, components=y), np.float32))

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from aae_keras.models.matched import MatchedAutoencoder
-from aae_keras.models.semi_supervised import CategoricalEncoding
+from aae_keras.models.semi_supervised import CategoricalEncoding, cluster_scores
 
 __all__ = ["DimReductionAutoencoder"]
 
@@ -81,6 +81,30 @@ class DimReductionAutoencoder(CategoricalEncoding, MatchedAutoencoder):
     def cluster(self, x, batch_size=256):
         """The cluster of each example [n] (argmax of q(y | x))."""
         return self.classify(x, batch_size)
+
+    @property
+    def codes_match_prior(self):
+        """False: `encode(x)` is the map y W + z, not the style matched to the prior."""
+        return False
+
+    @property
+    def figures(self):
+        """The base figures (the latent one shows the map) and "clusters"."""
+        return (*super().figures, "clusters")
+
+    def task_metrics(self, x, y):
+        """`cluster_scores`: how well the clusters of images x match their classes y."""
+        return cluster_scores(self, x, y)
+
+    def check_latents(self, n=4, seed=0):
+        """Prior samples plus cluster head i mod K for sample i: the decoder reads y W + z."""
+        z, labels = super().check_latents(n, seed)
+        heads = np.asarray(self.heads)
+        return z + heads[np.arange(n) % len(heads)], labels
+
+    def decoder_metadata(self):
+        """{"cluster_heads"}: the K x d matrix W; the decoder reads y W + z (a head plus a prior sample)."""
+        return {"cluster_heads": np.asarray(self.heads, np.float64).tolist()}
 
     def get_config(self):
         return {**super().get_config(), "head_distance": self.head_distance, "semi_supervised": self.classifies}

@@ -268,14 +268,8 @@ class MatchedAutoencoder(LatentAutoencoder):
     def _prior_samples(self, slot, labels, local, step, tag):
         """This replica's prior samples; for a conditional slot, from the component of each label
         (unlabeled: from the whole mixture)."""
-        n = distribute.global_size(local)
-        if not slot.conditional:
-            samples = slot.prior.sample(n, seed=self._seed(step, tag))
-        else:
-            per_component = slot.prior.components_distribution.sample(n, seed=self._seed(step, tag))
-            picked = tf.cast(slot.prior.mixture_distribution.sample(n, seed=self._seed(step, tag + 1)), tf.int32)
-            all_labels = distribute.gather(labels)
-            samples = tf.gather(per_component, tf.where(all_labels >= 0, all_labels, picked), batch_dims=1)
+        components = distribute.gather(labels) if slot.conditional else None  # -1: from the whole mixture
+        samples = slot.prior.sample(distribute.global_size(local), seed=self._seed(step, tag), components=components)
         return distribute.replica_slice(tf.cast(samples, tf.float32), local)
 
     def _condition(self, slot, codes, labels):

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from aae_keras import priors
+from aae_keras import metrics, priors
 from aae_keras.models.matched import MatchedAutoencoder, Slot
 from aae_keras.models.supervised import ClassStyleDecoding
 
@@ -70,6 +70,10 @@ class SemiSupervisedAutoencoder(CategoricalEncoding, ClassStyleDecoding, Matched
         """Styles z [n, d] of images x (the class part is `class_probabilities`)."""
         return self._encoder_outputs(x, batch_size)[:, self.num_classes :]
 
+    def task_metrics(self, x, y):
+        """{"classification_error"}: the fraction of images x that `classify` gets wrong."""
+        return {"classification_error": metrics.classification_error(y, self.classify(x))}
+
 
 @keras.saving.register_keras_serializable(package="aae_keras")
 class ClusteringAutoencoder(SemiSupervisedAutoencoder):
@@ -85,3 +89,19 @@ class ClusteringAutoencoder(SemiSupervisedAutoencoder):
     def cluster(self, x, batch_size=256):
         """The cluster of each example [n] (argmax of q(y | x))."""
         return self.classify(x, batch_size)
+
+    @property
+    def figures(self):
+        """The semi-supervised model's figures and "clusters" (test images of each cluster)."""
+        return (*super().figures, "clusters")
+
+    def task_metrics(self, x, y):
+        """`cluster_scores`: how well the clusters of images x match their classes y."""
+        return cluster_scores(self, x, y)
+
+
+def cluster_scores(model, x, y):
+    """{"cluster_accuracy", "nmi"} of `model.cluster(x)` against classes y: the accuracy of the
+    best cluster-to-class map and the normalized mutual information."""
+    assignments = model.cluster(x)
+    return {"cluster_accuracy": metrics.cluster_accuracy(y, assignments), "nmi": metrics.nmi(y, assignments)}

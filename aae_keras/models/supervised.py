@@ -26,6 +26,16 @@ __all__ = ["ClassStyleDecoding", "SupervisedAutoencoder"]
 class ClassStyleDecoding:
     """Mixin for decoders that take [class, style]: `decode(z, y)`, `sample(n, y)`, `style_grid`."""
 
+    @property
+    def decoder_takes_class(self):
+        """True: the decoder takes [class, style], `decode(z, y)`."""
+        return True
+
+    @property
+    def figures(self):
+        """The base figures and "style_grid" (one style per row, one class per column)."""
+        return (*super().figures, "style_grid")
+
     def decode(self, z, y, batch_size=256):
         """Images for styles z [n, d] and classes y (an int, n ints, or [n, K] class probabilities)."""
         z = np.asarray(z, np.float32)

@@ -1,0 +1,128 @@
+"""The TensorFlow backend: stateless random draws, and TensorFlow Probability in and out.
+
+TensorFlow Probability is imported only when a TFP distribution is converted or sampled, so
+`import aae_keras` does not import it.
+
+Example:
+    >>> from aae_keras.backend import tensorflow as tf_backend
+    >>> tf_backend.categorical([[0.0, 0.0]], 3, [1, 2]).shape.as_list()
+    [3]
+"""
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["categorical", "describe_distribution", "normal", "sample_distribution", "split", "to_distribution", "uniform"]
+
+
+def normal(shape, seed):
+    """Standard normal float32 draws of `shape` from a stateless [2] seed."""
+    return tf.random.stateless_normal(shape, seed=_seed(seed))
+
+
+def uniform(shape, seed):
+    """U(0, 1) float32 draws of `shape` from a stateless [2] seed."""
+    return tf.random.stateless_uniform(shape, seed=_seed(seed))
+
+
+def categorical(logits, n, seed):
+    """n int32 class indices drawn from `logits` [1, K]."""
+    return tf.random.stateless_categorical(tf.convert_to_tensor(logits, tf.float32), n, seed=_seed(seed), dtype=tf.int32)[0]
+
+
+def split(seed, count):
+    """`count` independent stateless seeds [count, 2] from one."""
+    return tf.random.experimental.stateless_split(_seed(seed), count)
+
+
+def _seed(seed):
+    return tf.cast(tf.convert_to_tensor(seed), tf.int32)
+
+
+# ----------------------------------------------------------------------- TensorFlow Probability
+def is_distribution(obj):
+    """Whether `obj` is a TFP distribution (without importing TFP when it cannot be one)."""
+    if not type(obj).__module__.startswith("tensorflow_probability"):
+        return False
+    import tensorflow_probability as tfp
+
+    return isinstance(obj, tfp.distributions.Distribution)
+
+
+def describe_distribution(dist):
+    """The parameters of a TFP prior, in the form of `aae_keras.priors.describe`.
+
+    Gaussians (diagonal or full), mixtures of them, uniform boxes and one-hot categoricals
+    are read exactly; anything else is "sample_only" (sampled through TFP).
+    """
+    tfd = _tfd()
+    shape = dist.event_shape
+    if shape.rank != 1 or shape[0] is None or dist.batch_shape.rank != 0:
+        raise ValueError(
+            f"A prior must have event shape [d] and no batch shape; got event shape {shape} and "
+            f"batch shape {dist.batch_shape}. Wrap per-dimension distributions in "
+            "tfd.Independent(..., reinterpreted_batch_ndims=1)."
+        )
+    dim = int(shape[0])
+    if isinstance(dist, tfd.MixtureSameFamily):
+        weights = _np(dist.mixture_distribution.probs_parameter())
+        info = _gaussian_parameters(dist.components_distribution)
+        if info is not None:
+            return {"kind": "mixture", "dim": dim, "weights": weights, **info}
+    info = _gaussian_parameters(dist)
+    if info is not None:
+        return {"kind": "mixture", "dim": dim, "weights": np.ones(1), **{k: v[None] for k, v in info.items()}}
+    if isinstance(dist, tfd.Independent) and isinstance(dist.distribution, tfd.Uniform):
+        low, high = (np.broadcast_to(_np(v), (dim,)) for v in (dist.distribution.low, dist.distribution.high))
+        return {"kind": "uniform", "dim": dim, "low": low, "high": high}
+    if isinstance(dist, tfd.OneHotCategorical):
+        return {"kind": "categorical", "dim": dim, "probs": _np(dist.probs_parameter())}
+    return {"kind": "sample_only", "dim": dim}
+
+
+def to_distribution(info):
+    """The TFP distribution of a described prior (mixture, uniform or categorical)."""
+    tfd = _tfd()
+    kind = info["kind"]
+    if kind == "mixture":
+        means = np.asarray(info["means"], np.float32)
+        if "covariances" in info:
+            components = tfd.MultivariateNormalTriL(means, np.linalg.cholesky(np.asarray(info["covariances"])).astype(np.float32))
+        else:
+            components = tfd.MultivariateNormalDiag(means, np.sqrt(np.asarray(info["variances"])).astype(np.float32))
+        if len(info["weights"]) == 1:
+            return components[0]
+        return tfd.MixtureSameFamily(tfd.Categorical(probs=np.asarray(info["weights"], np.float32)), components)
+    if kind == "uniform":
+        uniform_box = tfd.Uniform(np.asarray(info["low"], np.float32), np.asarray(info["high"], np.float32))
+        return tfd.Independent(uniform_box, reinterpreted_batch_ndims=1)
+    if kind == "categorical":
+        return tfd.OneHotCategorical(probs=np.asarray(info["probs"], np.float32), dtype=tf.float32)
+    raise ValueError(f"A prior of kind {kind!r} has no TensorFlow Probability form here; sample it with prior.sample.")
+
+
+def sample_distribution(dist, n, seed):
+    """n float32 samples of a TFP distribution from a stateless [2] seed."""
+    return tf.cast(dist.sample(n, seed=_seed(seed)), tf.float32)
+
+
+def _gaussian_parameters(dist):
+    """means/variances (diagonal) or means/covariances (full) of a TFP Gaussian, else None."""
+    tfd = _tfd()
+    if isinstance(dist, tfd.MultivariateNormalDiag) or (
+        isinstance(dist, tfd.Independent) and isinstance(dist.distribution, tfd.Normal)
+    ):
+        return {"means": _np(dist.mean()), "variances": _np(dist.variance())}
+    if isinstance(dist, (tfd.MultivariateNormalTriL, tfd.MultivariateNormalFullCovariance)):
+        return {"means": _np(dist.mean()), "covariances": _np(dist.covariance())}
+    return None
+
+
+def _np(tensor):
+    return np.asarray(tf.convert_to_tensor(tensor), np.float64)
+
+
+def _tfd():
+    import tensorflow_probability as tfp
+
+    return tfp.distributions
