@@ -254,19 +254,17 @@ def make_model(settings, image_shape, prior, num_classes=10):
             regularizer=settings.regularizer, weight=settings.weight, discriminator_hidden=settings.hidden,
             seed=settings.seed, **kwargs,
         )
-        model.compile(optimizer=keras.optimizers.Adam(settings.lr))
-        return model
-    encoder, decoder, discriminator = networks.build(
-        settings.network, image_shape, settings.latent_dim, hidden=settings.hidden
-    )
-    if settings.model == "adversarial":
-        model = models.AdversarialAutoencoder(encoder, decoder, discriminator, prior, seed=settings.seed)
-        model.compile(ae_optimizer=keras.optimizers.Adam(settings.lr))
     else:
-        model = models.MMDAutoencoder(
-            encoder, decoder, prior, regularizer=settings.model, weight=settings.weight, seed=settings.seed
+        encoder, decoder, discriminator = networks.build(
+            settings.network, image_shape, settings.latent_dim, hidden=settings.hidden
         )
-        model.compile(optimizer=keras.optimizers.Adam(settings.lr))
+        if settings.model == "adversarial":
+            model = models.AdversarialAutoencoder(encoder, decoder, discriminator, prior, seed=settings.seed)
+        else:
+            model = models.MMDAutoencoder(
+                encoder, decoder, prior, regularizer=settings.model, weight=settings.weight, seed=settings.seed
+            )
+    model.compile(optimizer=keras.optimizers.Adam(settings.lr))  # the other phases: "auto" defaults
     return model
 
 

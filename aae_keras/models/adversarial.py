@@ -9,7 +9,7 @@ Example:
     >>> from aae_keras import models, networks, priors
     >>> enc, dec, disc = networks.build("mlp", (8, 8), 2, hidden=(256, 256))
     >>> aae = models.AdversarialAutoencoder(enc, dec, disc, priors.gaussian_mixture(10, 2))
-    >>> aae.compile(ae_optimizer=keras.optimizers.Adam(1e-3))   # defaults for the other two
+    >>> aae.compile(optimizer=keras.optimizers.Adam(1e-3))   # "auto" defaults for the other two
 """
 
 import keras
@@ -74,35 +74,14 @@ class AdversarialAutoencoder(LatentAutoencoder):
             self.generator_loss_tracker,
         ]
 
-    def compile(
-        self, ae_optimizer=None, discriminator_optimizer=None, generator_optimizer=None, **kwargs
-    ):
-        """Three optimizers; defaults Adam(1e-3) for reconstruction, Adam(5e-4, beta_1=0.5) else.
+    @property
+    def ae_optimizer(self):
+        """The reconstruction phase's optimizer: `model.optimizer` (an older name, kept)."""
+        return self.optimizer
 
-        `ae_optimizer` is also `model.optimizer`, so learning-rate callbacks act on it.
-        """
-        self.discriminator_optimizer = self._loss_scaled(discriminator_optimizer or keras.optimizers.Adam(5e-4, beta_1=0.5))
-        self.generator_optimizer = self._loss_scaled(generator_optimizer or keras.optimizers.Adam(5e-4, beta_1=0.5))
-        super().compile(optimizer=ae_optimizer or keras.optimizers.Adam(1e-3), **kwargs)
-        self.ae_optimizer = self.optimizer  # wrapped for loss scaling under mixed_float16
-        if self.built:  # build every optimizer now (needed under tf.distribute, and to restore)
-            self.ae_optimizer.build(self._autoencoder_variables())
-            self.discriminator_optimizer.build(self.discriminator.trainable_variables)
-            self.generator_optimizer.build(self.encoder.trainable_variables)
-
-    def get_compile_config(self):
-        serialize = keras.saving.serialize_keras_object
-        return {
-            "ae_optimizer": serialize(self.ae_optimizer),
-            "discriminator_optimizer": serialize(self.discriminator_optimizer),
-            "generator_optimizer": serialize(self.generator_optimizer),
-        }
-
-    def compile_from_config(self, config):
-        self.compile(**{k: keras.optimizers.deserialize(v) for k, v in config.items()})
-
-    def _autoencoder_variables(self):
-        return self.encoder.trainable_variables + self.decoder.trainable_variables
+    def _optimizer_groups(self):
+        return {**super()._optimizer_groups(), "discriminator_optimizer": self.discriminator.trainable_variables,
+                "generator_optimizer": self.encoder.trainable_variables}
 
     def _discriminate(self, z, seed):
         if self.instance_noise > 0:
@@ -113,14 +92,14 @@ class AdversarialAutoencoder(LatentAutoencoder):
 
     def train_step(self, data):
         x = self._features(data)
-        step = self.ae_optimizer.iterations
+        step = self.optimizer.iterations
 
         with tf.GradientTape() as tape:  # (1) reconstruction
             z = self._codes(x, training=True, seed=self._seed(step, 1))
             reconstruction = tf.reduce_mean(self.reconstruction_loss(x, self.decoder(z, training=True)))
-            scaled = self._scaled(self.ae_optimizer, reconstruction)
+            scaled = self._scaled(self.optimizer, reconstruction)
         variables = self._autoencoder_variables()
-        self.ae_optimizer.apply(tape.gradient(scaled, variables), variables)
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
 
         local = tf.shape(x)[0]
         for k in range(self.discriminator_steps):  # (2) discriminator
@@ -153,7 +132,7 @@ class AdversarialAutoencoder(LatentAutoencoder):
         x = self._features(data, training=False)
         z = self._codes(x)
         reconstruction = tf.reduce_mean(self.reconstruction_loss(x, self.decoder(z)))
-        real = self._prior_slice(tf.shape(x)[0], self._seed(self.ae_optimizer.iterations, 5))
+        real = self._prior_slice(tf.shape(x)[0], self._seed(self.optimizer.iterations, 5))
         fake_logits = self.discriminator(z)
         d_loss, accuracy = self._discriminator_loss(self.discriminator(real), fake_logits)
         g_loss = _bce(1.0, fake_logits)

@@ -22,9 +22,16 @@ from keras import ops
 from aae_keras import data as data_lib
 from aae_keras import distribute, priors
 
-__all__ = ["LatentAutoencoder", "RECONSTRUCTIONS"]
+__all__ = ["LatentAutoencoder", "OPTIMIZER_DEFAULTS", "RECONSTRUCTIONS"]
 
 RECONSTRUCTIONS = ("bce", "mse")
+# compile's optimizers: name -> (Adam learning rate, beta_1) of its "auto" default
+OPTIMIZER_DEFAULTS = {
+    "optimizer": (1e-3, 0.9),  # reconstruction (and MMD) phase; also model.optimizer
+    "discriminator_optimizer": (5e-4, 0.5),
+    "generator_optimizer": (5e-4, 0.5),
+    "classifier_optimizer": (1e-3, 0.9),  # the semi-supervised classification phase
+}
 # In-graph checks fail with "aae_keras[<phase>]: <problem>"; fit and evaluate turn that into a
 # ValueError with the message below (phase "train": the training data, "test": the validation
 # or evaluation data).
@@ -190,6 +197,69 @@ class LatentAutoencoder(keras.Model):
             checks.append(tf.debugging.Assert(inside, [f"aae_keras[{phase}]: outside_unit_range"]))
         with tf.control_dependencies(checks):
             return tf.identity(x)
+
+    # ------------------------------------------------------------------------ compile
+    def compile(self, optimizer="auto", discriminator_optimizer="auto", generator_optimizer="auto",
+                classifier_optimizer="auto", ae_optimizer=None, **kwargs):
+        """One signature for every model: an optimizer per training phase.
+
+        "auto" (or None) is the default: Adam(1e-3) for `optimizer` (reconstruction and MMD,
+        also `model.optimizer`, so learning-rate callbacks act on it) and
+        `classifier_optimizer`, Adam(5e-4, beta_1=0.5) for `discriminator_optimizer` and
+        `generator_optimizer`. A name such as "adam" or an optimizer object is used as given.
+        Passing an optimizer for a phase the model does not have is an error;
+        `ae_optimizer` is an alias of `optimizer`. Other keywords go to `keras.Model.compile`.
+
+        >>> from aae_keras import models, networks, priors
+        >>> enc, dec, _ = networks.build("mlp", (8, 8), 2, hidden=(16,))
+        >>> model = models.MMDAutoencoder(enc, dec, priors.gaussian(2))
+        >>> model.compile(discriminator_optimizer="adam")
+        Traceback (most recent call last):
+        ...
+        ValueError: MMDAutoencoder has no discriminator_optimizer: it trains with optimizer only; drop that argument.
+        """
+        given = {"optimizer": optimizer, "discriminator_optimizer": discriminator_optimizer,
+                 "generator_optimizer": generator_optimizer, "classifier_optimizer": classifier_optimizer}
+        if ae_optimizer is not None:
+            if not _is_auto(optimizer):
+                raise ValueError("Pass optimizer= or its alias ae_optimizer=, not both.")
+            given["optimizer"] = ae_optimizer
+        groups = self._optimizer_groups()
+        unused = [name for name, value in given.items() if name not in groups and not _is_auto(value)]
+        if unused:
+            raise ValueError(
+                f"{type(self).__name__} has no {' or '.join(unused)}: it trains with {', '.join(groups)} only; "
+                "drop that argument."
+            )
+        made = {name: _optimizer(name, given[name]) for name in groups}
+        for name in OPTIMIZER_DEFAULTS:
+            if name != "optimizer":
+                setattr(self, name, self._loss_scaled(made[name]) if name in made else None)
+        super().compile(optimizer=made["optimizer"], **kwargs)
+        if self.built:  # build every optimizer now (needed under tf.distribute, and to restore)
+            for name, variables in groups.items():
+                getattr(self, name).build(variables)
+
+    def get_compile_config(self):
+        config = dict(super().get_compile_config() or {})
+        config.update({name: keras.saving.serialize_keras_object(getattr(self, name)) for name in self._optimizer_groups()})
+        return config
+
+    def compile_from_config(self, config):
+        """Recompile on load (any model's compile config, including the older `ae_optimizer` key),
+        building every optimizer so its saved state can be restored."""
+        config = dict(config)
+        optimizers = {name: keras.optimizers.deserialize(config.pop(name))
+                      for name in (*OPTIMIZER_DEFAULTS, "ae_optimizer") if config.get(name) is not None}
+        rest = {key: value for key, value in keras.saving.deserialize_keras_object(config).items() if value is not None}
+        self.compile(**optimizers, **rest)
+
+    def _optimizer_groups(self):
+        """{optimizer name: the variables it updates}, for every phase this model trains."""
+        return {"optimizer": self._autoencoder_variables()}
+
+    def _autoencoder_variables(self):
+        return self.encoder.trainable_variables + self.decoder.trainable_variables
 
     # ------------------------------------------------------------------------ training pieces
     def reconstruction_loss(self, x, x_hat):
@@ -365,3 +435,19 @@ def _refuse_sample_weights(kwargs):
             "are statistics of the whole batch, so examples cannot be weighted one by one. Drop it, "
             "or repeat (or subsample) examples to change their weight."
         )
+
+
+def _is_auto(value):
+    return value is None or (isinstance(value, str) and value == "auto")
+
+
+def _optimizer(name, value):
+    """The optimizer compile makes for `name` from "auto"/None, a name ("adam") or an object."""
+    if _is_auto(value):
+        rate, beta_1 = OPTIMIZER_DEFAULTS[name]
+        return keras.optimizers.Adam(rate, beta_1=beta_1)
+    try:
+        return keras.optimizers.get(value)
+    except ValueError as error:
+        raise ValueError(f"{name}={value!r} is not an optimizer: pass \"auto\", a name such as \"adam\" or a "
+                         f"keras.optimizers.Optimizer ({error}).") from None

@@ -135,45 +135,17 @@ class MatchedAutoencoder(LatentAutoencoder):
         return []
 
     # ------------------------------------------------------------------------------ training
-    def compile(
-        self, optimizer=None, discriminator_optimizer=None, generator_optimizer=None, classifier_optimizer=None, **kwargs
-    ):
-        """Optimizers: `optimizer` (reconstruction, and the MMD) default Adam(1e-3); adversarial
-        models add `discriminator_optimizer` and `generator_optimizer` (default Adam(5e-4,
-        beta_1=0.5)); classifying models add `classifier_optimizer` (default Adam(1e-3))."""
-        def adam(given, rate, beta_1=0.9, used=True):
-            return (given or keras.optimizers.Adam(rate, beta_1=beta_1)) if used else None
-
-        def scaled(optimizer):
-            return optimizer and self._loss_scaled(optimizer)
-
-        self.discriminator_optimizer = scaled(adam(discriminator_optimizer, 5e-4, 0.5, self.adversarial))
-        self.generator_optimizer = scaled(adam(generator_optimizer, 5e-4, 0.5, self.adversarial))
-        self.classifier_optimizer = scaled(adam(classifier_optimizer, 1e-3, used=self.classifies))
-        super().compile(optimizer=adam(optimizer, 1e-3), **kwargs)
-        if self.built:  # build every optimizer now (needed under tf.distribute, and to restore)
-            self.optimizer.build(self._autoencoder_variables())
-            for opt, variables in self._phase_optimizers():
-                opt.build(variables)
-
-    def _phase_optimizers(self):
-        pairs = []
+    def _optimizer_groups(self):
+        groups = super()._optimizer_groups()
         if self.adversarial:
-            variables = [v for d in self.discriminators for v in d.trainable_variables]
-            pairs += [(self.discriminator_optimizer, variables), (self.generator_optimizer, self.encoder.trainable_variables)]
+            groups["discriminator_optimizer"] = [v for d in self.discriminators for v in d.trainable_variables]
+            groups["generator_optimizer"] = self.encoder.trainable_variables
         if self.classifies:
-            pairs.append((self.classifier_optimizer, self.encoder.trainable_variables))
-        return pairs
-
-    def get_compile_config(self):
-        names = ("optimizer", "discriminator_optimizer", "generator_optimizer", "classifier_optimizer")
-        return {name: keras.saving.serialize_keras_object(getattr(self, name)) for name in names if getattr(self, name, None)}
-
-    def compile_from_config(self, config):
-        self.compile(**{name: keras.optimizers.deserialize(value) for name, value in config.items()})
+            groups["classifier_optimizer"] = self.encoder.trainable_variables
+        return groups
 
     def _autoencoder_variables(self):
-        return self.encoder.trainable_variables + self.decoder.trainable_variables + self._extra_variables()
+        return super()._autoencoder_variables() + self._extra_variables()
 
     def train_step(self, data):
         x, labels = self._inputs(data)

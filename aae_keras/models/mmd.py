@@ -48,16 +48,6 @@ class MMDAutoencoder(LatentAutoencoder):
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker, self.regularizer_tracker]
 
-    def compile(self, optimizer=None, **kwargs):
-        """One optimizer for encoder and decoder; default Adam(1e-3), as for the AAE."""
-        super().compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), **kwargs)
-
-    def compile_from_config(self, config):
-        """Recompile on load and build the optimizer, so its saved state can be restored."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
     def _loss_terms(self, x, training, step=None):
         z = self._codes(x, training=training, seed=None if step is None else self._seed(step, 1))
         reconstruction = ops.mean(self.reconstruction_loss(x, self.decoder(z, training=training)))
