@@ -147,9 +147,12 @@ class LatentAutoencoder(keras.Model):
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with the data checked first."""
         _refuse_sample_weights(kwargs)
-        # fit runs its validation through evaluate (with a private flag): name that data so
-        what = "validation data" if kwargs.get("_use_cached_eval_dataset") else "evaluation data"
-        self._check_data(x, what)
+        # fit runs its validation through evaluate with a private flag, every epoch, on data it
+        # has checked already: name that data so, and check it only once
+        validating = bool(kwargs.get("_use_cached_eval_dataset"))
+        what = "validation data" if validating else "evaluation data"
+        if not validating:
+            self._check_data(x, what)
         with self._clear_data_errors(what):
             return super().evaluate(x, y, *args, **kwargs)
 
