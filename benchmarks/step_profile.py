@@ -118,7 +118,7 @@ def profile(latent, xla, x, steps, repeats, log):
     def features(x):
         return mmd_model._features(x)
 
-    record("pieces: _features (convert + finiteness check)", lambda: features(xb))
+    record("pieces: _features (convert + finiteness and [0, 1] checks)", lambda: features(xb))
     z = tf.Variable(enc(xb)[:, :latent])
 
     for kind in ("mmd", "sample_mmd"):
@@ -146,17 +146,17 @@ def profile(latent, xla, x, steps, repeats, log):
 
     @tf.function(jit_compile=xla)
     def phase_reconstruction(x):
-        step = aae.ae_optimizer.iterations
+        step = aae.optimizer.iterations
         with tf.GradientTape() as tape:
             z = aae._codes(x, training=True, seed=aae._seed(step, 1))
             loss = tf.reduce_mean(aae.reconstruction_loss(x, aae.decoder(z, training=True)))
         v = aae._autoencoder_variables()
-        aae.ae_optimizer.apply(tape.gradient(loss, v), v)
+        aae.optimizer.apply(tape.gradient(loss, v), v)
         return loss
 
     @tf.function(jit_compile=xla)
     def phase_discriminator(x):
-        step = aae.ae_optimizer.iterations
+        step = aae.optimizer.iterations
         fake = tf.stop_gradient(aae._codes(x, training=True, seed=aae._seed(step, 8)))
         real = aae._prior_slice(BATCH, aae._seed(step, 9))
         with tf.GradientTape() as tape:
@@ -170,7 +170,7 @@ def profile(latent, xla, x, steps, repeats, log):
 
     @tf.function(jit_compile=xla)
     def phase_generator(x):
-        step = aae.ae_optimizer.iterations
+        step = aae.optimizer.iterations
         with tf.GradientTape() as tape:
             z = aae._codes(x, training=True, seed=aae._seed(step, 2))
             g_loss = tf.reduce_mean(bce(ones, aae._discriminate(z, aae._seed(step, 3))))
