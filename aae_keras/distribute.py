@@ -1,10 +1,9 @@
-"""Distribution strategies: pick one from a flag, and the replica helpers the train steps use.
+"""Distribution strategies: pick a `tf.distribute` strategy from a flag.
 
-Under a `tf.distribute` strategy each replica sees a slice of the global batch and gradients
-are summed across replicas. The helpers below let a train step (1) gather the global batch of
-codes (the MMD is a global-batch statistic), (2) draw random numbers for the global batch and
-keep this replica's slice, so an R-replica run matches a 1-replica run with the same seeds,
-and (3) scale a per-example-mean loss by 1 / R so summed gradients equal the global mean's.
+Under a strategy each replica sees a slice of the global batch and gradients are summed
+across replicas. The train step's replica helpers (gather the global batch of codes, this
+replica's slice of global random draws, the loss divided by the replica count) live in
+`aae_keras.backend.tensorflow`, so an R-replica run matches a 1-replica run with the same seeds.
 
 Example:
     >>> from aae_keras import distribute
@@ -16,15 +15,7 @@ Example:
 import json
 import os
 
-__all__ = [
-    "STRATEGIES",
-    "get_strategy",
-    "num_replicas",
-    "multi_worker",
-    "gather",
-    "replica_slice",
-    "scale_loss",
-]
+__all__ = ["STRATEGIES", "get_strategy"]
 
 STRATEGIES = ("auto", "none", "mirrored", "multiworker", "tpu")
 
@@ -68,68 +59,3 @@ def get_strategy(name="auto", devices=None):
             'strategy "none" or "mirrored".'
         ) from None
     return tf.distribute.TPUStrategy(resolver)
-
-
-def num_replicas():
-    """Number of replicas training in sync (1 outside any strategy)."""
-    import tensorflow as tf
-
-    return tf.distribute.get_replica_context().num_replicas_in_sync if _in_replica() else 1
-
-
-def multi_worker(strategy=None):
-    """Whether `strategy` (default: the current one) is a MultiWorkerMirroredStrategy over
-    several workers - the case where Keras 3 reduces a train step's logs across workers."""
-    import tensorflow as tf
-
-    strategy = strategy or tf.distribute.get_strategy()
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-        strategy.extended._in_multi_worker_mode()
-    )
-
-
-def gather(x):
-    """The global batch: `x` all-gathered along axis 0 across replicas (identity for one)."""
-    import tensorflow as tf
-
-    if num_replicas() == 1:
-        return x
-    return tf.distribute.get_replica_context().all_gather(x, axis=0)
-
-
-def replica_slice(x_global, local_size):
-    """This replica's rows of a tensor computed for the whole global batch.
-
-    `local_size` is this replica's batch size; replicas may hold unequal slices (the last
-    batch of an epoch), so offsets come from the gathered sizes.
-    """
-    import tensorflow as tf
-
-    if num_replicas() == 1:
-        return x_global
-    context = tf.distribute.get_replica_context()
-    sizes = context.all_gather(tf.reshape(tf.cast(local_size, tf.int32), [1]), axis=0)
-    replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
-    offset = tf.reduce_sum(sizes[:replica])
-    return x_global[offset : offset + local_size]
-
-
-def global_size(local_size):
-    """The global batch size from this replica's batch size."""
-    import tensorflow as tf
-
-    if num_replicas() == 1:
-        return local_size
-    context = tf.distribute.get_replica_context()
-    return tf.reduce_sum(context.all_gather(tf.reshape(tf.cast(local_size, tf.int32), [1]), axis=0))
-
-
-def scale_loss(loss):
-    """A loss whose replica gradients, summed by the optimizer, give the global gradient."""
-    return loss / num_replicas()
-
-
-def _in_replica():
-    import tensorflow as tf
-
-    return tf.distribute.in_cross_replica_context() is False and tf.distribute.get_replica_context() is not None

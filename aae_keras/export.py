@@ -127,8 +127,9 @@ def _network(model, part, core):
         if model.posterior != "gaussian":
             return core, [spec], ["codes"]
         x, d = keras.Input(spec.shape[1:], name="x"), model.latent_dim
-        out = core(x)
-        wrapped = keras.Model(x, {"codes": out[:, :d], "log_variances": out[:, d:]}, name="encoder")
+        out = core(x)  # [class logits of a variant,] means, log-variances: the last d are log-variances
+        split = core.output_shape[-1] - d
+        wrapped = keras.Model(x, {"codes": out[:, :split], "log_variances": out[:, split:]}, name="encoder")
         return wrapped, [spec], ["codes", "log_variances"]
     z_spec = keras.InputSpec(shape=(None, model.latent_dim), dtype="float32", name="z")
     if not model.decoder_takes_class:

@@ -2,9 +2,17 @@
 
 The models, priors and regularizers are written in `keras.ops`; the few operations that need a
 backend's own API live in one module per backend (`aae_keras/backend/<name>.py`), chosen by
-`keras.backend.backend()`. Today: stateless random draws from a [2] integer seed (the same
-numbers on every replica and every run) and the conversion of TensorFlow Probability
-distributions. A backend without a module raises a clear error naming it.
+`keras.backend.backend()`. A backend module provides:
+
+- `phase(loss_fn, variables, optimizer)`: one optimizer update of `variables` on the loss
+  `loss_fn()` returns with its logs (the training phases of every model are written with it);
+- `gather`, `replica_slice`, `global_size`: the global batch across data-parallel replicas;
+- `checked(value, conditions)`: in-graph data checks; `step_logs(results)`: logs as the
+  trainer reduces them;
+- stateless random draws from a [2] integer seed (`normal`, `uniform`, `categorical`, `split`:
+  the same numbers on every replica and every run), and TensorFlow Probability in and out.
+
+A backend without a module raises a clear error naming it.
 
 Example:
     >>> from aae_keras import backend
@@ -17,7 +25,7 @@ import importlib
 
 import numpy as np
 
-__all__ = ["current", "to_seed"]
+__all__ = ["current", "replica_normal", "to_seed"]
 
 _SUPPORTED = ("tensorflow",)
 
@@ -51,3 +59,10 @@ def to_seed(seed):
             raise ValueError(f"A seed is an int or a pair of ints, got shape {seed.shape}.")
         return (seed.astype(np.int64) % (2**31 - 1)).astype(np.int32)
     return seed  # a backend tensor of shape [2], e.g. derived from the step inside a train step
+
+
+def replica_normal(local_size, dim, seed):
+    """This replica's rows of standard normal draws [global batch, dim] from a [2] seed, so every
+    replica count draws the same numbers for the same example."""
+    local = current()
+    return local.replica_slice(local.normal([local.global_size(local_size), dim], seed), local_size)

@@ -1,7 +1,10 @@
-"""The TensorFlow backend: stateless random draws, and TensorFlow Probability in and out.
+"""The TensorFlow backend: training phases, tf.distribute replicas, checks, random draws, TFP.
 
-TensorFlow Probability is imported only when a TFP distribution is converted or sampled, so
-`import aae_keras` does not import it.
+Everything the models need from TensorFlow itself lives here: the `phase` primitive (one
+optimizer update under a gradient tape), the replica helpers of `tf.distribute` (the MMD and
+the prior draws are global-batch statistics), in-graph data checks, stateless random draws and
+TensorFlow Probability in and out. TensorFlow Probability is imported only when a TFP
+distribution is converted or sampled, so `import aae_keras` does not import it.
 
 Example:
     >>> from aae_keras.backend import tensorflow as tf_backend
@@ -12,7 +15,92 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["categorical", "describe_distribution", "normal", "sample_distribution", "split", "to_distribution", "uniform"]
+__all__ = [
+    "categorical", "checked", "describe_distribution", "gather", "global_size", "multi_worker", "normal",
+    "num_replicas", "phase", "replica_slice", "sample_distribution", "split", "step_logs", "to_distribution",
+    "uniform",
+]
+
+
+# ------------------------------------------------------------------------------ training steps
+def phase(loss_fn, variables, optimizer):
+    """One training phase: `loss_fn()` returns (loss, logs); the loss's gradient with respect to
+    `variables` is applied by `optimizer`; returns logs.
+
+    The loss is divided by the replica count (replica gradients are summed) and scaled by the
+    optimizer's loss scale (a LossScaleOptimizer under mixed_float16)."""
+    with tf.GradientTape() as tape:
+        loss, logs = loss_fn()
+        scaled = optimizer.scale_loss(loss / num_replicas())
+    optimizer.apply(tape.gradient(scaled, variables), variables)
+    return logs
+
+
+def checked(value, conditions):
+    """`value`, once every (scalar bool tensor, message) of `conditions` holds; a failed check
+    raises an error whose text holds the message."""
+    asserts = [tf.debugging.Assert(condition, [message]) for condition, message in conditions]
+    with tf.control_dependencies(asserts):
+        return tf.identity(value)
+
+
+def step_logs(results):
+    """A step's logs as Keras reduces them. Under a multi-worker strategy Keras 3 reduces a
+    step's outputs with `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars
+    ("Invalid reduction dimension 0 for input with 0 dimensions", tensorflow/tensorflow#72388);
+    shape-[1] results reduce to the scalar mean over replicas."""
+    if multi_worker():
+        return {name: tf.reshape(value, [1]) for name, value in results.items()}
+    return results
+
+
+# ---------------------------------------------------------------------------- tf.distribute
+def num_replicas():
+    """Number of replicas training in sync (1 outside any strategy)."""
+    in_replica = tf.distribute.in_cross_replica_context() is False and tf.distribute.get_replica_context() is not None
+    return tf.distribute.get_replica_context().num_replicas_in_sync if in_replica else 1
+
+
+def multi_worker(strategy=None):
+    """Whether `strategy` (default: the current one) is a MultiWorkerMirroredStrategy over
+    several workers - the case where Keras 3 reduces a train step's logs across workers."""
+    strategy = strategy or tf.distribute.get_strategy()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._in_multi_worker_mode()
+    )
+
+
+def gather(x):
+    """The global batch: `x` all-gathered along axis 0 across replicas (identity for one)."""
+    if num_replicas() == 1:
+        return x
+    return tf.distribute.get_replica_context().all_gather(x, axis=0)
+
+
+def replica_slice(x_global, local_size):
+    """This replica's rows of a tensor computed for the whole global batch.
+
+    `local_size` is this replica's batch size; replicas may hold unequal slices (the last
+    batch of an epoch), so offsets come from the gathered sizes.
+    """
+    if num_replicas() == 1:
+        return x_global
+    context = tf.distribute.get_replica_context()
+    sizes = context.all_gather(tf.reshape(tf.cast(local_size, tf.int32), [1]), axis=0)
+    replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+    offset = tf.reduce_sum(sizes[:replica])
+    return x_global[offset : offset + local_size]
+
+
+def global_size(local_size):
+    """The global batch size from this replica's batch size."""
+    if num_replicas() == 1:
+        return local_size
+    context = tf.distribute.get_replica_context()
+    return tf.reduce_sum(context.all_gather(tf.reshape(tf.cast(local_size, tf.int32), [1]), axis=0))
+
+
+# ------------------------------------------------------------------------------- random draws
 
 
 def normal(shape, seed):

@@ -1,30 +1,42 @@
-"""The shared base of the autoencoders: encode / decode / sample, reconstruction, seeds, checks.
+"""The one training core of every autoencoder: encoder, decoder, latent slots and matchers.
 
-Subclasses add the latent regularization in `train_step`. Everything a model needs to be
-saved and reloaded (networks, prior, options) goes through `get_config`.
+A model splits its encoder's output into latent *slots* (the code z; in the paper's variants
+also the class y), and each slot has a *matcher* (`aae_keras.matchers`) that pulls it to its
+prior: an MMD estimate added to the reconstruction loss, or an adversary. The training phases
+are written once, here, for every model, each as `backend.current().phase(loss_fn, variables,
+optimizer)`:
+
+1. reconstruction (+ penalties + weight x MMD): encoder, decoder (+ extra weights), `optimizer`;
+2. discriminator, `discriminator_steps` times: the adversaries, `discriminator_optimizer`;
+3. generator (codes labeled real): the encoder, `generator_optimizer`;
+4. classification (semi-supervised models, labeled examples): the encoder, `classifier_optimizer`.
 
 Example:
     >>> from aae_keras import models, networks, priors
     >>> enc, dec, _ = networks.build("mlp", (8, 8), 2, hidden=(64,))
     >>> model = models.MMDAutoencoder(enc, dec, priors.gaussian(2))
+    >>> [slot.name for slot in model.slots], [type(m).__name__ for m in model.matchers]
+    (['z'], ['MMDMatcher'])
     >>> model.sample(4).shape
     (4, 8, 8)
 """
 
 import contextlib
 import re
+from typing import NamedTuple
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
+from aae_keras import backend, matchers, networks, priors, regularizers
 from aae_keras import data as data_lib
-from aae_keras import distribute, priors
 
-__all__ = ["LatentAutoencoder", "OPTIMIZER_DEFAULTS", "RECONSTRUCTIONS"]
+__all__ = ["LatentAutoencoder", "OPTIMIZER_DEFAULTS", "RECONSTRUCTIONS", "REGULARIZERS", "Slot"]
 
 RECONSTRUCTIONS = ("bce", "mse")
+REGULARIZERS = ("mmd", "sample_mmd", "imq_mmd", "adversarial")
+
 # compile's optimizers: name -> (Adam learning rate, beta_1) of its "auto" default
 OPTIMIZER_DEFAULTS = {
     "optimizer": (1e-3, 0.9),  # reconstruction (and MMD) phase; also model.optimizer
@@ -45,32 +57,79 @@ _DATA_PROBLEMS = {
 }
 
 
+class Slot(NamedTuple):
+    """A latent part: its name, its prior, and whether it is matched per class (label-conditioned)."""
+
+    name: str
+    prior: object
+    conditional: bool = False
+
+
 class LatentAutoencoder(keras.Model):
     """An encoder, a decoder and a prior; `call(x)` reconstructs x.
 
     reconstruction: "bce" (binary cross-entropy, for images in [0, 1]) or "mse" (squared
     error), summed over each example's features and averaged over the batch.
-    posterior: "deterministic" (encoder outputs d codes) or "gaussian" (encoder outputs 2d:
-    means, then log-variances; codes are sampled with the reparameterization trick).
+    posterior: "deterministic" (the encoder outputs the codes) or "gaussian" (means, then
+    log-variances; codes are sampled with the reparameterization trick while training).
+    regularizer: "mmd" (closed form), "sample_mmd", "imq_mmd", "adversarial", or a
+    `regularizers.LatentRegularizer` (one-slot models); weight: the MMD weight.
+    The adversarial options: `discriminators` (one per slot; default MLPs with
+    `discriminator_hidden` units), `instance_noise`, `label_smoothing`, `discriminator_steps`.
     """
 
     labels = "none"  # how fit uses labels: "required", "optional" or "none" (the paper's variants set it)
+    classifies = False  # whether the classification phase runs on labeled examples
+    penalties = ()  # names of extra losses from `_penalties`
 
     def __init__(
-        self, encoder, decoder, prior, reconstruction="bce", posterior="deterministic", seed=0, **kwargs
+        self, encoder, decoder, prior, regularizer="mmd", weight=10.0, discriminators=None,
+        discriminator_hidden=networks.PAPER_HIDDEN, instance_noise=0.0, label_smoothing=0.0, discriminator_steps=1,
+        reconstruction="bce", posterior="deterministic", seed=0, **kwargs
     ):
         super().__init__(**kwargs)
         if reconstruction not in RECONSTRUCTIONS:
             raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}.")
         if posterior not in ("deterministic", "gaussian"):
             raise ValueError(f'posterior must be "deterministic" or "gaussian", got {posterior!r}.')
+        if isinstance(regularizer, str) and regularizer not in REGULARIZERS:
+            raise ValueError(f"Unknown regularizer {regularizer!r}; choose one of {', '.join(REGULARIZERS)}.")
         self.encoder, self.decoder, self.prior = encoder, decoder, priors.as_prior(prior)
         self.latent_dim = self.prior.dim
         self.reconstruction, self.posterior, self.seed = reconstruction, posterior, int(seed)
-        self._check_sizes()
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.regularizer, self.weight = regularizer, float(weight)
+        options = {"discriminators": discriminators, "instance_noise": instance_noise,
+                   "label_smoothing": label_smoothing, "discriminator_steps": discriminator_steps - 1}
+        if not self.adversarial and any(options.values()):
+            raise ValueError(f"{', '.join(name for name, value in options.items() if value)} apply to "
+                             f'regularizer="adversarial" only.')
+        if int(discriminator_steps) < 1:
+            raise ValueError(f"discriminator_steps must be >= 1, got {discriminator_steps}.")
+        self.discriminator_hidden, self.discriminator_steps = tuple(discriminator_hidden), int(discriminator_steps)
+        self.instance_noise, self.label_smoothing = float(instance_noise), float(label_smoothing)
+        self.slots = self._slots()
+        self._check_networks()
+        discriminators = list(discriminators or [None] * len(self.slots))
+        if len(discriminators) != len(self.slots):
+            raise ValueError(f"Pass one discriminator per slot ({len(self.slots)}), got {len(discriminators)}.")
+        self.matchers = [self._matcher(slot, d) for slot, d in zip(self.slots, discriminators)]
+        self.trackers = [keras.metrics.Mean(name=name) for name in self._log_names()]
         if encoder.built and decoder.built:
             self.built = True
+
+    @property
+    def adversarial(self):
+        """Whether the slots are matched by adversaries (else by MMD)."""
+        return isinstance(self.regularizer, str) and self.regularizer == "adversarial"
+
+    @property
+    def discriminators(self):
+        """The adversaries' discriminators, one per slot ([] for MMD)."""
+        return [matcher.discriminator for matcher in self.matchers if matcher.adversarial]
+
+    @property
+    def metrics(self):
+        return self.trackers
 
     # ----------------------------------------------------------------- user-facing numpy API
     def encode(self, x, batch_size=256):
@@ -88,9 +147,6 @@ class LatentAutoencoder(keras.Model):
         """n images decoded from prior samples."""
         z = self.prior.sample(int(n), seed=seed)
         return self.decode(np.asarray(z, np.float32))
-
-    def call(self, x, training=False):
-        return self.decoder(self._codes(x, training=training), training=training)
 
     # --------------------------------------------------------------------------- capabilities
     @property
@@ -176,7 +232,7 @@ class LatentAutoencoder(keras.Model):
         `test_data` names what the test step sees ("validation data" during fit)."""
         try:
             yield
-        except tf.errors.InvalidArgumentError as error:
+        except Exception as error:  # the backend's error for a failed in-graph check
             found = _DATA_CHECK.search(str(error))
             if not found:
                 raise
@@ -192,14 +248,12 @@ class LatentAutoencoder(keras.Model):
         BCE reconstruction. Sample weights are refused (the latent terms are batch statistics)."""
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         _refuse_sample_weights({"sample_weight": sample_weight})
-        x = tf.cast(x, tf.float32)
-        phase = "train" if training else "test"
-        checks = [tf.debugging.assert_all_finite(x, f"aae_keras[{phase}]: non_finite")]
+        x = ops.cast(x, "float32")
+        where = f"aae_keras[{'train' if training else 'test'}]"
+        checks = [(ops.all(ops.isfinite(x)), f"{where}: non_finite")]
         if self.reconstruction == "bce":
-            inside = tf.logical_and(tf.reduce_min(x) >= 0.0, tf.reduce_max(x) <= 1.0)
-            checks.append(tf.debugging.Assert(inside, [f"aae_keras[{phase}]: outside_unit_range"]))
-        with tf.control_dependencies(checks):
-            return tf.identity(x)
+            checks.append((ops.logical_and(ops.min(x) >= 0.0, ops.max(x) <= 1.0), f"{where}: outside_unit_range"))
+        return backend.current().checked(x, checks)
 
     # ------------------------------------------------------------------------ compile
     def compile(self, optimizer="auto", discriminator_optimizer="auto", generator_optimizer="auto",
@@ -257,12 +311,159 @@ class LatentAutoencoder(keras.Model):
         rest = {key: value for key, value in keras.saving.deserialize_keras_object(config).items() if value is not None}
         self.compile(**optimizers, **rest)
 
+    # ------------------------------------------------------------- slots (the variants override)
+    def _slots(self):
+        """The latent slots: here one, the code "z" matched to `prior`."""
+        return [Slot("z", self.prior)]
+
+    def _parts(self, x, training=False, seed=None):
+        """The latent parts of a batch: a dict with one entry per slot name (and any extras)."""
+        return {"z": self._posterior_codes(self._encode_batch(x, training=training), seed)}
+
+    def _decoder_input(self, parts, labels):
+        return parts["z"]
+
+    def _penalties(self, parts):
+        """Extra losses of the reconstruction phase, by name (see `penalties`)."""
+        return {}
+
+    def _extra_variables(self):
+        """Trainable weights of the model itself, updated in the reconstruction phase."""
+        return []
+
+    def _labels(self, data, x, training):
+        """The batch's labels as int32 [n], -1 where missing (here: all; the variants read y)."""
+        return ops.full([ops.shape(x)[0]], -1, "int32")
+
+    def _network_sizes(self):
+        """(encoder outputs, decoder inputs) this model needs."""
+        return self._code_outputs(), self.latent_dim
+
+    def _output_layout(self):
+        """What the encoder outputs, in words (for size errors)."""
+        d = self.latent_dim
+        return f"{d} means then {d} log-variances" if self.posterior == "gaussian" else f"{d} codes"
+
+    def _matcher(self, slot, discriminator=None):
+        """The matcher of `slot`: an `Adversary` or an `MMDMatcher` of the model's regularizer."""
+        classes = self.num_classes if slot.conditional else None
+        if self.adversarial:
+            width = slot.prior.dim + (classes + 1 if classes else 0)
+            discriminator = discriminator or networks.mlp_discriminator(
+                width, self.discriminator_hidden, f"discriminator_{slot.name}")
+            return matchers.Adversary(slot.prior, discriminator, self.instance_noise, self.label_smoothing, classes,
+                                      name=f"adversary_{slot.name}")
+        if isinstance(self.regularizer, regularizers.LatentRegularizer):
+            estimate = self.regularizer
+            if estimate.dim != slot.prior.dim:
+                raise ValueError(f"The regularizer's prior has event size {estimate.dim} but the model's prior "
+                                 f"has {slot.prior.dim}.")
+        elif slot.conditional:
+            if self.regularizer != "mmd":
+                raise ValueError(f'A label-conditioned prior is matched with regularizer="mmd" (per-class closed '
+                                 f'form) or "adversarial", not {self.regularizer!r}.')
+            estimate = regularizers.ConditionalMMD(slot.prior)
+        else:
+            estimate = regularizers.get(self.regularizer, slot.prior)
+        return matchers.MMDMatcher(estimate, name=f"mmd_{slot.name}")
+
+    # ------------------------------------------------------------------------------ training
+    def train_step(self, data):
+        x, labels = self._inputs(data)
+        step, phase, groups = self.optimizer.iterations, backend.current().phase, self._optimizer_groups()
+        logs = phase(lambda: self._objective(x, labels, step, training=True)[:2], groups["optimizer"], self.optimizer)
+        if self.adversarial:
+            for k in range(self.discriminator_steps):
+                parts = self._parts(x, training=True, seed=self._seed(step, 8 + 4 * (k % 13), 64 * (k // 13)))
+                logs.update(phase(lambda: self._discriminator_terms(parts, labels, step, k),
+                                  groups["discriminator_optimizer"], self.discriminator_optimizer))
+            logs.update(phase(lambda: self._generator_terms(x, labels, step), groups["generator_optimizer"],
+                              self.generator_optimizer))
+            logs["loss"] = logs["loss"] + logs["generator_loss"]
+        if self.classifies:
+            logs.update(phase(lambda: self._classification_terms(self._parts(x, training=True), labels),
+                              groups["classifier_optimizer"], self.classifier_optimizer))
+        return self._record(logs)
+
+    def test_step(self, data):
+        x, labels = self._inputs(data, training=False)
+        step = self.optimizer.iterations
+        _, logs, parts = self._objective(x, labels, step, training=False)
+        if self.adversarial:
+            logs.update(self._evaluation_terms(parts, labels, step))
+            logs["loss"] = logs["loss"] + logs["generator_loss"]
+        if self.classifies:
+            logs.update(self._classification_terms(parts, labels)[1])
+        return self._record(logs)
+
+    def _objective(self, x, labels, step, training):
+        """(loss, logs, parts) of the reconstruction phase: reconstruction, penalties and, for MMD
+        matchers, weight x the summed estimates (logged as "regularizer")."""
+        parts = self._parts(x, training=training, seed=self._seed(step, 1) if training else None)
+        x_hat = self.decoder(self._decoder_input(parts, labels), training=training)
+        logs = {"reconstruction": ops.mean(self.reconstruction_loss(x, x_hat)), **self._penalties(parts)}
+        loss = sum(logs.values())
+        if not self.adversarial:
+            logs["regularizer"] = sum(matcher(parts[slot.name], labels, seed=self._seed(step, 2, i))
+                                      for i, (slot, matcher) in enumerate(zip(self.slots, self.matchers)))
+            loss = loss + self.weight * logs["regularizer"]
+        logs["loss"] = loss
+        return loss, logs, parts
+
+    def _discriminator_terms(self, parts, labels, step, k):
+        """(loss, logs) of discriminator update k: losses summed over the slots, accuracy averaged."""
+        loss, accuracy = 0.0, 0.0
+        for i, (slot, adversary) in enumerate(zip(self.slots, self.matchers)):
+            tag, stream = 9 + 4 * (k % 13), i + 64 * (k // 13)
+            seeds = [self._seed(step, tag + j, stream) for j in range(3)]
+            slot_loss, slot_accuracy = adversary.discriminator_terms(parts[slot.name], labels, seeds)
+            loss, accuracy = loss + slot_loss, accuracy + slot_accuracy / len(self.slots)
+        return loss, {"discriminator_loss": loss, "discriminator_accuracy": accuracy}
+
+    def _generator_terms(self, x, labels, step):
+        """(loss, logs) of the generator update: the codes labeled real, summed over the slots."""
+        parts = self._parts(x, training=True, seed=self._seed(step, 2))
+        loss = sum(adversary.generator_loss(parts[slot.name], labels, self._seed(step, 3, i))
+                   for i, (slot, adversary) in enumerate(zip(self.slots, self.matchers)))
+        return loss, {"generator_loss": loss}
+
+    def _evaluation_terms(self, parts, labels, step):
+        """The adversaries' logs on held-out codes (no noise, no smoothing)."""
+        terms = [adversary.evaluation_terms(parts[slot.name], labels, self._seed(step, 5, i))
+                 for i, (slot, adversary) in enumerate(zip(self.slots, self.matchers))]
+        return {"discriminator_loss": sum(t[0] for t in terms),
+                "discriminator_accuracy": sum(t[1] for t in terms) / len(terms),
+                "generator_loss": sum(t[2] for t in terms)}
+
+    def _classification_terms(self, parts, labels):
+        """(loss, logs): cross-entropy and accuracy over the labeled examples (label >= 0)."""
+        labeled = labels >= 0
+        safe = ops.where(labeled, labels, 0)
+        cross_entropy = ops.sparse_categorical_crossentropy(safe, parts["logits"], from_logits=True)
+        correct = ops.cast(ops.equal(ops.cast(ops.argmax(parts["logits"], axis=-1), "int32"), safe), "float32")
+        loss = _labeled_mean(cross_entropy, labeled)
+        return loss, {"classification_loss": loss, "classification_accuracy": _labeled_mean(correct, labeled)}
+
+    def _log_names(self):
+        names = ["loss", "reconstruction", *self.penalties]
+        names += ["discriminator_loss", "discriminator_accuracy", "generator_loss"] if self.adversarial else ["regularizer"]
+        return names + (["classification_loss", "classification_accuracy"] if self.classifies else [])
+
     def _optimizer_groups(self):
         """{optimizer name: the variables it updates}, for every phase this model trains."""
-        return {"optimizer": self._autoencoder_variables()}
+        encoder = self.encoder.trainable_variables
+        groups = {"optimizer": encoder + self.decoder.trainable_variables + self._extra_variables()}
+        if self.adversarial:
+            groups["discriminator_optimizer"] = [v for d in self.discriminators for v in d.trainable_variables]
+            groups["generator_optimizer"] = encoder
+        if self.classifies:
+            groups["classifier_optimizer"] = encoder
+        return groups
 
-    def _autoencoder_variables(self):
-        return self.encoder.trainable_variables + self.decoder.trainable_variables
+    def _inputs(self, data, training=True):
+        """(x, labels) of a batch, both checked in the graph before any use."""
+        x = self._features(data, training=training)
+        return x, self._labels(data, x, training)
 
     # ------------------------------------------------------------------------ training pieces
     def reconstruction_loss(self, x, x_hat):
@@ -279,25 +480,31 @@ class LatentAutoencoder(keras.Model):
         """The encoder's raw output for a batch, in float32 (whatever the dtype policy)."""
         return ops.cast(self.encoder(x, training=training), "float32")
 
-    def _codes(self, x, training=False, seed=None):
-        """Codes from the encoder; for a Gaussian posterior, sampled when `seed` is given."""
-        out = self._encode_batch(x, training=training)
+    def _posterior_codes(self, outputs, seed=None):
+        """Codes from the encoder's code outputs: the outputs themselves (deterministic) or, for a
+        Gaussian posterior (means, then log-variances), the means, or a reparameterized sample
+        when `seed` is given."""
         if self.posterior == "deterministic":
-            return out
-        mean, log_var = out[:, : self.latent_dim], out[:, self.latent_dim :]
+            return outputs
+        d = self.latent_dim
+        mean, log_var = outputs[:, :d], outputs[:, d:]
         if seed is None:
             return mean
-        local = tf.shape(x)[0]
-        noise = tf.random.stateless_normal(
-            [distribute.global_size(local), self.latent_dim], seed=seed
-        )
-        return mean + tf.exp(0.5 * log_var) * distribute.replica_slice(noise, local)
+        return mean + ops.exp(0.5 * log_var) * backend.replica_normal(ops.shape(outputs)[0], d, seed)
 
-    @staticmethod
-    def _scaled(optimizer, loss):
-        """The loss a phase differentiates: divided by the replica count (gradients are summed
-        across replicas) and scaled by `optimizer`'s loss scale (mixed_float16)."""
-        return optimizer.scale_loss(distribute.scale_loss(loss))
+    def _code_outputs(self):
+        """How many encoder outputs the code takes: d, or 2d for a Gaussian posterior."""
+        return self.latent_dim * (2 if self.posterior == "gaussian" else 1)
+
+    def _codes(self, x, training=False, seed=None):
+        """The codes z of a batch (the means for a Gaussian posterior unless `seed` is given)."""
+        return self._parts(x, training=training, seed=seed)["z"]
+
+    def call(self, inputs, training=False):
+        """Reconstruction of x, or of (x, labels) (needed by SupervisedAutoencoder)."""
+        x, labels = inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
+        labels = ops.full([ops.shape(x)[0]], -1, "int32") if labels is None else ops.cast(labels, "int32")
+        return self.decoder(self._decoder_input(self._parts(x, training=training), labels), training=training)
 
     def _loss_scaled(self, optimizer):
         """`optimizer` wrapped in a LossScaleOptimizer under the mixed_float16 policy (as Keras's
@@ -306,31 +513,19 @@ class LatentAutoencoder(keras.Model):
             return keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
 
-    def _seed(self, step, tag):
-        """A stateless [2] seed for this step and purpose, the same on every replica."""
-        counter = tf.math.floormod(tf.cast(step, tf.int64) * 64 + tag, 2**31 - 1)
-        return tf.stack([tf.constant(self.seed % (2**31 - 1), tf.int32), tf.cast(counter, tf.int32)])
+    def _seed(self, step, tag, stream=0):
+        """A stateless [2] seed for this step, purpose (`tag` < 64) and stream (a slot), the same
+        on every replica."""
+        counter = ops.mod(ops.cast(step, "int64") * 64 + tag, 2**31 - 1)
+        first = (self.seed + 1_000_003 * stream) % (2**31 - 1)
+        return ops.stack([ops.convert_to_tensor(first, "int32"), ops.cast(counter, "int32")])
 
-    def _prior_slice(self, local_size, seed):
-        """This replica's slice of a global batch of prior samples."""
-        samples = self.prior.sample(distribute.global_size(local_size), seed=seed)
-        return distribute.replica_slice(tf.cast(samples, tf.float32), local_size)
-
-    def _record(self, **values):
-        """Update the metric trackers named by the keywords; return the results for Keras.
-
-        Under a multi-worker strategy Keras 3 reduces a step's outputs with
-        `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars ("Invalid reduction
-        dimension 0 for input with 0 dimensions", tensorflow/tensorflow#72388); shape-[1]
-        results reduce to the scalar mean over replicas.
-        """
+    def _record(self, logs):
+        """Update the metric trackers named in `logs`; return the results for Keras."""
         trackers = {m.name: m for m in self.metrics}
-        for name, value in values.items():
+        for name, value in logs.items():
             trackers[name].update_state(value)
-        results = {m.name: m.result() for m in self.metrics}
-        if distribute.multi_worker():
-            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
-        return results
+        return backend.current().step_logs({m.name: m.result() for m in self.metrics})
 
     def _encoder_outputs(self, x, batch_size):
         """The encoder's outputs for numpy images x (checked), float32."""
@@ -359,23 +554,24 @@ class LatentAutoencoder(keras.Model):
             )
         return x
 
-    def _check_sizes(self):
-        expected = self.latent_dim * (2 if self.posterior == "gaussian" else 1)
-        if self.encoder.built:
+    def _check_networks(self):
+        encoder_outputs, decoder_inputs = self._network_sizes()
+        if self.encoder.built and self.encoder.output_shape[-1] != encoder_outputs:
             got = self.encoder.output_shape[-1]
-            if got != expected:
-                what = "2 x the prior's event size (means and log-variances)" if self.posterior == "gaussian" else "the prior's event size"
-                raise ValueError(
-                    f"The encoder outputs {got} values per example but the prior has event size "
-                    f"{self.latent_dim}; with a {self.posterior} posterior the encoder must output "
-                    f"{expected} ({what})."
-                )
-        if self.decoder.built:
-            got = self.decoder.input_shape[-1]
-            if got != self.latent_dim:
-                raise ValueError(
-                    f"The decoder takes {got} inputs but the prior has event size {self.latent_dim}."
-                )
+            raise ValueError(
+                f"{type(self).__name__} needs an encoder with {encoder_outputs} outputs, got {got}: the encoder "
+                f"outputs {got} values per example but the prior has event size {self.latent_dim}, so it must output "
+                f"{encoder_outputs} ({self._output_layout()}){self._how_to_build()}."
+            )
+        if self.decoder.built and self.decoder.input_shape[-1] != decoder_inputs:
+            raise ValueError(
+                f"{type(self).__name__} needs a decoder with {decoder_inputs} inputs: the decoder takes "
+                f"{self.decoder.input_shape[-1]} inputs but the prior has event size {self.latent_dim}"
+                f"{self._how_to_build()}."
+            )
+
+    def _how_to_build(self):
+        return ""
 
     # ------------------------------------------------------------------------ serialization
     @classmethod
@@ -401,7 +597,7 @@ class LatentAutoencoder(keras.Model):
         return presets.save(self, directory, overwrite=overwrite, **metadata)
 
     def get_config(self):
-        return {
+        config = {
             "name": self.name,
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
@@ -409,14 +605,26 @@ class LatentAutoencoder(keras.Model):
             "reconstruction": self.reconstruction,
             "posterior": self.posterior,
             "seed": self.seed,
+            "regularizer": self.regularizer if isinstance(self.regularizer, str)
+            else keras.saving.serialize_keras_object(self.regularizer),
+            "weight": self.weight,
         }
+        if self.adversarial:
+            config.update(
+                discriminators=[keras.saving.serialize_keras_object(d) for d in self.discriminators],
+                discriminator_hidden=list(self.discriminator_hidden), instance_noise=self.instance_noise,
+                label_smoothing=self.label_smoothing, discriminator_steps=self.discriminator_steps,
+            )
+        return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("encoder", "decoder", "discriminator"):
-            if key in config:
+        for key in ("encoder", "decoder", "discriminator", "regularizer"):
+            if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
+        if "discriminators" in config:
+            config["discriminators"] = [keras.saving.deserialize_keras_object(d) for d in config["discriminators"]]
         config["prior"] = priors.from_config(config["prior"])
         return cls(**config)
 
@@ -454,3 +662,12 @@ def _optimizer(name, value):
     except ValueError as error:
         raise ValueError(f"{name}={value!r} is not an optimizer: pass \"auto\", a name such as \"adam\" or a "
                          f"keras.optimizers.Optimizer ({error}).") from None
+
+
+def _labeled_mean(values, labeled):
+    """Mean of `values` over the labeled examples of the global batch, as a per-replica value
+    whose mean over replicas is that global mean (0 when nothing is labeled)."""
+    local = backend.current()
+    mask = ops.cast(labeled, "float32")
+    count = ops.sum(local.gather(ops.reshape(ops.sum(mask), [1])))
+    return local.num_replicas() * ops.sum(values * mask) / ops.maximum(count, 1.0)

@@ -50,17 +50,11 @@ class LabelConditionedAutoencoder(MatchedAutoencoder):
         return super().create(image_shape, prior, num_classes or len(info.get("weights", ())), **kwargs)
 
     @classmethod
-    def _network_sizes(cls, num_classes, dim):
-        return dim, dim
+    def _sizes(cls, num_classes, dim, code_outputs):
+        return code_outputs, dim
 
     def _slots(self):
         return [Slot("z", self.prior, conditional=True)]
-
-    def _parts(self, x, training=False):
-        return {"z": self._encode_batch(x, training=training)}
-
-    def _decoder_input(self, parts, labels):
-        return parts["z"]
 
     def task_metrics(self, x, y):
         """{"codes_on_class_component"}: the fraction of images x whose code is nearest to the

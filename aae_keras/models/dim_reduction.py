@@ -18,7 +18,7 @@ Example:
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from aae_keras.models.matched import MatchedAutoencoder
 from aae_keras.models.semi_supervised import CategoricalEncoding, cluster_scores
@@ -53,30 +53,28 @@ class DimReductionAutoencoder(CategoricalEncoding, MatchedAutoencoder):
         return "optional" if self.classifies else "none"
 
     @classmethod
-    def _network_sizes(cls, num_classes, dim):
-        return num_classes + dim, dim
+    def _sizes(cls, num_classes, dim, code_outputs):
+        return num_classes + code_outputs, dim
 
-    def _parts(self, x, training=False):
-        parts = super()._parts(x, training)
-        parts["representation"] = tf.matmul(parts["y"], self.heads) + parts["z"]
+    def _parts(self, x, training=False, seed=None):
+        parts = super()._parts(x, training, seed)
+        parts["representation"] = ops.matmul(parts["y"], self.heads) + parts["z"]
         return parts
 
     def _decoder_input(self, parts, labels):
         return parts["representation"]
 
     def _penalties(self, parts):
-        gaps = tf.norm(self.heads[:, None, :] - self.heads[None, :, :] + 1e-12, axis=-1)
-        upper = tf.linalg.band_part(tf.ones_like(gaps), 0, -1) - tf.eye(self.num_classes)
-        return {"head_penalty": tf.reduce_sum(upper * tf.nn.relu(self.head_distance - gaps))}
+        gaps = ops.norm(self.heads[:, None, :] - self.heads[None, :, :] + 1e-12, axis=-1)
+        upper = ops.triu(ops.ones_like(gaps), k=1)  # each pair i < j once
+        return {"head_penalty": ops.sum(upper * ops.relu(self.head_distance - gaps))}
 
     def _extra_variables(self):
         return [self.heads]
 
     def encode(self, x, batch_size=256):
         """The d-dimensional map y W + z of images x (numpy)."""
-        out = self._encoder_outputs(x, batch_size)
-        probabilities = np.asarray(keras.ops.softmax(out[:, : self.num_classes]), np.float32)
-        return probabilities @ np.asarray(self.heads) + out[:, self.num_classes :]
+        return self.class_probabilities(x, batch_size) @ np.asarray(self.heads) + self._styles(x, batch_size)
 
     def cluster(self, x, batch_size=256):
         """The cluster of each example [n] (argmax of q(y | x))."""

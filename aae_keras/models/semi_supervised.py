@@ -19,7 +19,7 @@ Example:
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from aae_keras import metrics, priors
 from aae_keras.models.matched import MatchedAutoencoder, Slot
@@ -34,10 +34,17 @@ class CategoricalEncoding:
     def _slots(self):
         return [Slot("y", priors.categorical(self.num_classes)), Slot("z", self.prior)]
 
-    def _parts(self, x, training=False):
+    def _parts(self, x, training=False, seed=None):
         out = self._encode_batch(x, training=training)
         logits = out[:, : self.num_classes]
-        return {"logits": logits, "y": tf.nn.softmax(logits), "z": out[:, self.num_classes :]}
+        return {"logits": logits, "y": ops.softmax(logits), "z": self._posterior_codes(out[:, self.num_classes :], seed)}
+
+    def _output_layout(self):
+        return f"{self.num_classes} class logits, then {super()._output_layout()}"
+
+    def _styles(self, x, batch_size):
+        """The style part of the encoder outputs (the means for a Gaussian posterior), numpy."""
+        return self._encoder_outputs(x, batch_size)[:, self.num_classes : self.num_classes + self.latent_dim]
 
     def class_probabilities(self, x, batch_size=256):
         """q(y | x) [n, K] (numpy)."""
@@ -60,15 +67,15 @@ class SemiSupervisedAutoencoder(CategoricalEncoding, ClassStyleDecoding, Matched
     classifies = True
 
     @classmethod
-    def _network_sizes(cls, num_classes, dim):
-        return num_classes + dim, num_classes + dim
+    def _sizes(cls, num_classes, dim, code_outputs):
+        return num_classes + code_outputs, num_classes + dim
 
     def _decoder_input(self, parts, labels):
-        return tf.concat([parts["y"], parts["z"]], axis=-1)
+        return ops.concatenate([parts["y"], parts["z"]], axis=-1)
 
     def encode(self, x, batch_size=256):
         """Styles z [n, d] of images x (the class part is `class_probabilities`)."""
-        return self._encoder_outputs(x, batch_size)[:, self.num_classes :]
+        return self._styles(x, batch_size)
 
     def task_metrics(self, x, y):
         """{"classification_error"}: the fraction of images x that `classify` gets wrong."""

@@ -16,9 +16,9 @@ Example:
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from aae_keras.models.matched import MatchedAutoencoder, Slot
+from aae_keras.models.matched import MatchedAutoencoder
 
 __all__ = ["ClassStyleDecoding", "SupervisedAutoencoder"]
 
@@ -78,14 +78,8 @@ class SupervisedAutoencoder(ClassStyleDecoding, MatchedAutoencoder):
     labels = "required"
 
     @classmethod
-    def _network_sizes(cls, num_classes, dim):
-        return dim, num_classes + dim
-
-    def _slots(self):
-        return [Slot("z", self.prior)]
-
-    def _parts(self, x, training=False):
-        return {"z": self._encode_batch(x, training=training)}
+    def _sizes(cls, num_classes, dim, code_outputs):
+        return code_outputs, num_classes + dim
 
     def _decoder_input(self, parts, labels):
-        return tf.concat([tf.one_hot(labels, self.num_classes), parts["z"]], axis=-1)
+        return ops.concatenate([ops.one_hot(labels, self.num_classes), parts["z"]], axis=-1)
