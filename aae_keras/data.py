@@ -15,6 +15,7 @@ Example:
 import dataclasses
 import gzip
 import hashlib
+import json
 import os
 import zlib
 
@@ -25,14 +26,27 @@ __all__ = [
     "KNOWN_DATASETS",
     "Dataset",
     "check_finite",
+    "check_images",
     "from_arrays",
     "keep_labels",
     "labeled_batches",
+    "labeled_fit_arguments",
     "load",
     "make_pipeline",
+    "numeric",
+    "PROBLEMS",
 ]
 
 KNOWN_DATASETS = ("digits", "mnist", "fashion_mnist")
+# What is wrong with images a model was given, by problem: the numpy checks below and the
+# models' in-graph checks of datasets share these messages ({what}: which data).
+PROBLEMS = {
+    "non_finite": "{what} contains non-finite values (NaN or inf); clean or drop them "
+    "(aae_keras.data.check_finite finds them).",
+    "outside_unit_range": "{what} holds values outside [0, 1], which the binary cross-entropy "
+    'reconstruction cannot fit; scale the images to [0, 1] (e.g. x / 255 for uint8 images, as '
+    'aae_keras.data.from_arrays does) or build the model with reconstruction="mse".',
+}
 
 _SOURCES = {
     "mnist": "https://yann.lecun.com/exdb/mnist or keras.datasets.mnist.load_data()",
@@ -102,6 +116,32 @@ def check_finite(x, what="training data"):
             f"{what} contains {int(bad.sum())} non-finite values (NaN or inf), first at index "
             f"{first}; clean or drop them"
         )
+    return x
+
+
+def numeric(x, what):
+    """`x` as a numpy array, or a clear error for non-numeric input."""
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise ValueError(f"{what} must be numeric, got an array of dtype {x.dtype}.")
+    return x
+
+
+def check_images(x, what="training data", unit_range=True):
+    """`x` as a numpy array once it is numeric, non-empty, finite and, with `unit_range` (the
+    binary cross-entropy reconstruction), in [0, 1]; else a clear ValueError naming `what`.
+
+    >>> check_images(np.full((2, 3), 2.0), unit_range=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: The training data (values 2.0..2.0) holds values outside [0, 1], which the binary cross-entropy reconstruction cannot fit; scale the images to [0, 1] (e.g. x / 255 for uint8 images, as aae_keras.data.from_arrays does) or build the model with reconstruction="mse".
+    """
+    x = numeric(x, what)
+    if len(x) == 0:
+        raise ValueError(f"The {what} is empty (shape {x.shape}); pass at least one example.")
+    check_finite(x, what=f"The {what}")
+    if unit_range and (x.min() < 0 or x.max() > 1):
+        raise ValueError(PROBLEMS["outside_unit_range"].format(what=f"The {what} (values {x.min()}..{x.max()})"))
     return x
 
 
@@ -226,6 +266,59 @@ def labeled_batches(x, y, batch_size=100, labeled_batch_size=None, seed=0, epoch
 
     epochs = tf.data.Dataset.range(initial_epoch, epochs).map(lambda e: tf.cast(e, tf.int32))
     return epochs.flat_map(epoch).map(gather).prefetch(tf.data.AUTOTUNE)
+
+
+def labeled_fit_arguments(x, y, batch_size, labeled_batch_size, seed, fit_kwargs):
+    """(dataset, fit keywords) for `fit` on numpy data whose labels are partly -1: the
+    `labeled_batches` of (x, y), from the epoch training starts at, and the steps per epoch.
+
+    `validation_split` takes the last examples (and labels) as validation data, as Keras does;
+    a run resumed by a `keras.callbacks.BackupAndRestore` among the callbacks continues the
+    labeled batches from the restored epoch, so it ends where an uninterrupted run does.
+
+    >>> x, y = np.zeros((40, 4), np.float32), np.r_[[0, 1], np.full(38, -1)]
+    >>> dataset, kwargs = labeled_fit_arguments(x, y, 10, None, 0, {"epochs": 2, "validation_split": 0.5})
+    >>> kwargs["steps_per_epoch"], len(kwargs["validation_data"][0])
+    (2, 20)
+    """
+    x, y, kwargs = _split_validation(x, y, dict(fit_kwargs))
+    initial_epoch = _restored_epoch(kwargs.get("callbacks"), kwargs.get("initial_epoch", 0))
+    dataset = labeled_batches(x, y, batch_size, labeled_batch_size, seed, kwargs.get("epochs", 1), initial_epoch)
+    return dataset, {**kwargs, "shuffle": False, "steps_per_epoch": len(y) // batch_size}  # the pipeline shuffles
+
+
+def _split_validation(x, y, kwargs):
+    """Keras's `validation_split` done by hand: the last fraction of (x, y) becomes
+    `validation_data` (fit then builds labeled batches from the rest)."""
+    split = kwargs.pop("validation_split", None)
+    if not split:
+        return x, y, kwargs
+    if kwargs.get("validation_data") is not None:
+        raise ValueError("Pass validation_split or validation_data, not both.")
+    if not 0 < split < 1:
+        raise ValueError(f"validation_split must lie strictly between 0 and 1, got {split}.")
+    keep = int(len(x) * (1 - split))
+    if keep < 1 or keep == len(x):
+        raise ValueError(f"validation_split={split} leaves no training or no validation examples of {len(x)}.")
+    if not (y[:keep] >= 0).any():
+        raise ValueError(f"validation_split={split} leaves no labeled example to train on; lower it.")
+    return x[:keep], y[:keep], {**kwargs, "validation_data": (x[keep:], y[keep:])}
+
+
+def _restored_epoch(callbacks, initial_epoch):
+    """The epoch a `keras.callbacks.BackupAndRestore` among `callbacks` will resume from (it
+    restores the model in on_train_begin, after fit has built its batches), else `initial_epoch`."""
+    import keras
+
+    for callback in callbacks or []:
+        if isinstance(callback, keras.callbacks.BackupAndRestore):
+            path = os.path.join(callback.backup_dir, "training_metadata.json")
+            try:
+                with open(path) as f:
+                    return int(json.load(f)["epoch"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return initial_epoch
+    return initial_epoch
 
 
 def _validated(x, what):

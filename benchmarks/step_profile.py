@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import step_time  # noqa: E402
 
-from aae_keras import data, distribute  # noqa: E402
+from aae_keras import backend, data  # noqa: E402
 
 BATCH = step_time.BATCH
 
@@ -121,62 +121,46 @@ def profile(latent, xla, x, steps, repeats, log):
     record("pieces: _features (convert + finiteness and [0, 1] checks)", lambda: features(xb))
     z = tf.Variable(enc(xb)[:, :latent])
 
+    no_labels = tf.fill([BATCH], -1)
     for kind in ("mmd", "sample_mmd"):
-        regularizer = built[kind].regularizer
+        matcher = built[kind].matchers[0]
 
         @tf.function(jit_compile=xla)
-        def reg_fwd_bwd(seed, regularizer=regularizer):
+        def reg_fwd_bwd(seed, matcher=matcher):
             with tf.GradientTape() as tape:
-                value = regularizer(distribute.gather(z), seed=seed)
+                value = matcher(z, no_labels, seed=seed)
             return value, tape.gradient(value, z)
 
         seed = tf.constant([1, 2], tf.int32)
-        record(f"pieces: {type(regularizer).__name__} forward/backward", lambda f=reg_fwd_bwd: f(seed))
+        record(f"pieces: {type(matcher.regularizer).__name__} forward/backward", lambda f=reg_fwd_bwd: f(seed))
 
     @tf.function(jit_compile=xla)
     def prior_sample(seed):
-        return mmd_model._prior_slice(BATCH, seed)
+        return mmd_model.prior.sample(BATCH, seed=seed)
 
     record("pieces: prior sample of 100", lambda: prior_sample(tf.constant([1, 2], tf.int32)))
 
-    # ---- the adversarial model's phases, replayed as in AdversarialAutoencoder.train_step
+    # ---- the adversarial model's phases, replayed as in the core's train_step
     aae = built["adversarial"]
-    bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
-    ones, zeros = tf.ones([BATCH, 1]), tf.zeros([BATCH, 1])
+    phase, groups = backend.current().phase, aae._optimizer_groups()
 
     @tf.function(jit_compile=xla)
     def phase_reconstruction(x):
         step = aae.optimizer.iterations
-        with tf.GradientTape() as tape:
-            z = aae._codes(x, training=True, seed=aae._seed(step, 1))
-            loss = tf.reduce_mean(aae.reconstruction_loss(x, aae.decoder(z, training=True)))
-        v = aae._autoencoder_variables()
-        aae.optimizer.apply(tape.gradient(loss, v), v)
-        return loss
+        return phase(lambda: aae._objective(x, no_labels, step, training=True)[:2], groups["optimizer"], aae.optimizer)
 
     @tf.function(jit_compile=xla)
     def phase_discriminator(x):
         step = aae.optimizer.iterations
-        fake = tf.stop_gradient(aae._codes(x, training=True, seed=aae._seed(step, 8)))
-        real = aae._prior_slice(BATCH, aae._seed(step, 9))
-        with tf.GradientTape() as tape:
-            d_loss = tf.reduce_mean(
-                bce(ones, aae._discriminate(real, aae._seed(step, 10)))
-                + bce(zeros, aae._discriminate(fake, aae._seed(step, 11)))
-            )
-        v = aae.discriminator.trainable_variables
-        aae.discriminator_optimizer.apply(tape.gradient(d_loss, v), v)
-        return d_loss
+        parts = aae._parts(x, training=True, seed=aae._seed(step, 8))
+        return phase(lambda: aae._discriminator_terms(parts, no_labels, step, 0), groups["discriminator_optimizer"],
+                     aae.discriminator_optimizer)
 
     @tf.function(jit_compile=xla)
     def phase_generator(x):
         step = aae.optimizer.iterations
-        with tf.GradientTape() as tape:
-            z = aae._codes(x, training=True, seed=aae._seed(step, 2))
-            g_loss = tf.reduce_mean(bce(ones, aae._discriminate(z, aae._seed(step, 3))))
-        v = aae.encoder.trainable_variables
-        aae.generator_optimizer.apply(tape.gradient(g_loss, v), v)
-        return g_loss
+        return phase(lambda: aae._generator_terms(x, no_labels, step), groups["generator_optimizer"],
+                     aae.generator_optimizer)
 
     record("adversarial phase 1: reconstruction update", lambda: phase_reconstruction(xb))
     record("adversarial phase 2: discriminator update", lambda: phase_discriminator(xb))

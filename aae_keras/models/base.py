@@ -45,16 +45,9 @@ OPTIMIZER_DEFAULTS = {
     "classifier_optimizer": (1e-3, 0.9),  # the semi-supervised classification phase
 }
 # In-graph checks fail with "aae_keras[<phase>]: <problem>"; fit and evaluate turn that into a
-# ValueError with the message below (phase "train": the training data, "test": the validation
-# or evaluation data).
+# ValueError with the message of data.PROBLEMS (phase "train": the training data, "test": the
+# validation or evaluation data).
 _DATA_CHECK = re.compile(r"aae_keras\[(train|test)\]: ([a-z_]+)")
-_DATA_PROBLEMS = {
-    "non_finite": "{what} contains non-finite values (NaN or inf); clean or drop them "
-    "(aae_keras.data.check_finite finds them).",
-    "outside_unit_range": "{what} holds values outside [0, 1], which the binary cross-entropy "
-    'reconstruction cannot fit; scale the images to [0, 1] (e.g. x / 255 for uint8 images, as '
-    'aae_keras.data.from_arrays does) or build the model with reconstruction="mse".',
-}
 
 
 class Slot(NamedTuple):
@@ -138,7 +131,7 @@ class LatentAutoencoder(keras.Model):
 
     def decode(self, z, batch_size=256):
         """Images for codes z [n, d] (numpy in, numpy out)."""
-        z = _numeric(z, "decode: the codes").astype(np.float32)
+        z = data_lib.numeric(z, "decode: the codes").astype(np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"decode expects codes of shape (n, {self.latent_dim}), got {z.shape}.")
         return self._predict(self.decoder, z, batch_size, "decode")
@@ -213,18 +206,10 @@ class LatentAutoencoder(keras.Model):
             return super().evaluate(x, y, *args, **kwargs)
 
     def _check_data(self, x, what):
-        """Check numpy images before Keras sees them: shape, non-empty, finite, and in [0, 1]
-        for the BCE reconstruction (datasets are checked batch by batch in the train step)."""
-        if not isinstance(x, np.ndarray):
-            return
-        x = self._check_images(_numeric(x, what))
-        if len(x) == 0:
-            raise ValueError(f"The {what} is empty (shape {x.shape}); pass at least one example.")
-        data_lib.check_finite(x, what=f"The {what}")
-        if self.reconstruction == "bce" and (x.min() < 0 or x.max() > 1):
-            raise ValueError(
-                _DATA_PROBLEMS["outside_unit_range"].format(what=f"The {what} (values {x.min()}..{x.max()})")
-            )
+        """Check numpy images before Keras sees them (`data.check_images`, then their shape);
+        datasets are checked batch by batch in the train step."""
+        if isinstance(x, np.ndarray):
+            self._check_images(data_lib.check_images(x, what, unit_range=self.reconstruction == "bce"))
 
     @contextlib.contextmanager
     def _clear_data_errors(self, test_data):
@@ -241,7 +226,7 @@ class LatentAutoencoder(keras.Model):
 
     def _data_problems(self):
         """{problem: message template} of the in-graph data checks ({what}: which data)."""
-        return dict(_DATA_PROBLEMS)
+        return dict(data_lib.PROBLEMS)
 
     def _features(self, data, training=True):
         """The images of a batch as float32, checked in the graph: finite, and in [0, 1] for the
@@ -529,7 +514,7 @@ class LatentAutoencoder(keras.Model):
 
     def _encoder_outputs(self, x, batch_size):
         """The encoder's outputs for numpy images x (checked), float32."""
-        x = self._check_images(_numeric(x, "the images").astype(np.float32))
+        x = self._check_images(data_lib.numeric(x, "the images").astype(np.float32))
         return self._predict(self.encoder, x, batch_size, "encode")
 
     def _predict(self, network, inputs, batch_size, what):
@@ -627,14 +612,6 @@ class LatentAutoencoder(keras.Model):
             config["discriminators"] = [keras.saving.deserialize_keras_object(d) for d in config["discriminators"]]
         config["prior"] = priors.from_config(config["prior"])
         return cls(**config)
-
-
-def _numeric(x, what):
-    """`x` as a numpy array, or a clear error for non-numeric input."""
-    x = np.asarray(x)
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise ValueError(f"{what} must be numeric, got an array of dtype {x.dtype}.")
-    return x
 
 
 def _refuse_sample_weights(kwargs):

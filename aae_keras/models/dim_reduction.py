@@ -21,14 +21,16 @@ import numpy as np
 from keras import ops
 
 from aae_keras.models.matched import MatchedAutoencoder
-from aae_keras.models.semi_supervised import CategoricalEncoding, cluster_scores
+from aae_keras.models.semi_supervised import CategoricalEncoding, ClusterReporting
 
 __all__ = ["DimReductionAutoencoder"]
 
 
 @keras.saving.register_keras_serializable(package="aae_keras")
-class DimReductionAutoencoder(CategoricalEncoding, MatchedAutoencoder):
+class DimReductionAutoencoder(ClusterReporting, CategoricalEncoding, MatchedAutoencoder):
     """`encode(x)` is the map y W + z; `cluster(x)` the cluster; `heads` the K x d matrix W.
+
+    The latent figure shows the map.
 
     head_distance: eta, the smallest distance between two heads that costs nothing.
     """
@@ -76,23 +78,10 @@ class DimReductionAutoencoder(CategoricalEncoding, MatchedAutoencoder):
         """The d-dimensional map y W + z of images x (numpy)."""
         return self.class_probabilities(x, batch_size) @ np.asarray(self.heads) + self._styles(x, batch_size)
 
-    def cluster(self, x, batch_size=256):
-        """The cluster of each example [n] (argmax of q(y | x))."""
-        return self.classify(x, batch_size)
-
     @property
     def codes_match_prior(self):
         """False: `encode(x)` is the map y W + z, not the style matched to the prior."""
         return False
-
-    @property
-    def figures(self):
-        """The base figures (the latent one shows the map) and "clusters"."""
-        return (*super().figures, "clusters")
-
-    def task_metrics(self, x, y):
-        """`cluster_scores`: how well the clusters of images x match their classes y."""
-        return cluster_scores(self, x, y)
 
     def check_latents(self, n=4, seed=0):
         """Prior samples plus cluster head i mod K for sample i: the decoder reads y W + z."""

@@ -15,9 +15,6 @@ Example:
     (['y', 'z'], 'mmd')
 """
 
-import json
-import os
-
 import keras
 import numpy as np
 from keras import ops
@@ -142,46 +139,10 @@ class MatchedAutoencoder(LatentAutoencoder):
                 self._check_labels(validation[1], len(validation[0]))
             if self.classifies and (y < 0).any():
                 self._check_data(x, "training data")
-                x, y, kwargs = _split_validation(x, y, kwargs)
-                batch_size = batch_size or 32
-                epochs = kwargs.get("epochs", 1)
-                initial_epoch = _restored_epoch(kwargs.get("callbacks"), kwargs.get("initial_epoch", 0))
-                x = data_lib.labeled_batches(x, y, batch_size, labeled_batch_size, self.seed, epochs, initial_epoch)
-                kwargs.update(shuffle=False, steps_per_epoch=len(y) // batch_size)  # the pipeline shuffles
+                x, kwargs = data_lib.labeled_fit_arguments(x, y, batch_size or 32, labeled_batch_size, self.seed, kwargs)
                 y = batch_size = None
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), self.count_name: self.num_classes}
 
-
-def _split_validation(x, y, kwargs):
-    """Keras's `validation_split` done by hand: the last fraction of (x, y) becomes
-    `validation_data` (fit then builds labeled batches from the rest)."""
-    split = kwargs.pop("validation_split", None)
-    if not split:
-        return x, y, kwargs
-    if kwargs.get("validation_data") is not None:
-        raise ValueError("Pass validation_split or validation_data, not both.")
-    if not 0 < split < 1:
-        raise ValueError(f"validation_split must lie strictly between 0 and 1, got {split}.")
-    keep = int(len(x) * (1 - split))
-    if keep < 1 or keep == len(x):
-        raise ValueError(f"validation_split={split} leaves no training or no validation examples of {len(x)}.")
-    if not (y[:keep] >= 0).any():
-        raise ValueError(f"validation_split={split} leaves no labeled example to train on; lower it.")
-    return x[:keep], y[:keep], {**kwargs, "validation_data": (x[keep:], y[keep:])}
-
-
-def _restored_epoch(callbacks, initial_epoch):
-    """The epoch a `keras.callbacks.BackupAndRestore` among `callbacks` will resume from (it
-    restores the model in on_train_begin, after fit has built its batches), else `initial_epoch`."""
-    for callback in callbacks or []:
-        if isinstance(callback, keras.callbacks.BackupAndRestore):
-            path = os.path.join(callback.backup_dir, "training_metadata.json")
-            try:
-                with open(path) as f:
-                    return int(json.load(f)["epoch"])
-            except (OSError, ValueError, KeyError, TypeError):
-                return initial_epoch
-    return initial_epoch

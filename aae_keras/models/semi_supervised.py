@@ -25,7 +25,7 @@ from aae_keras import metrics, priors
 from aae_keras.models.matched import MatchedAutoencoder, Slot
 from aae_keras.models.supervised import ClassStyleDecoding
 
-__all__ = ["CategoricalEncoding", "ClusteringAutoencoder", "SemiSupervisedAutoencoder"]
+__all__ = ["CategoricalEncoding", "ClusterReporting", "ClusteringAutoencoder", "SemiSupervisedAutoencoder"]
 
 
 class CategoricalEncoding:
@@ -56,6 +56,25 @@ class CategoricalEncoding:
         return np.argmax(self.class_probabilities(x, batch_size), axis=1)
 
 
+class ClusterReporting:
+    """Mixin for models that cluster: `cluster(x)`, the "clusters" figure, and cluster scores."""
+
+    def cluster(self, x, batch_size=256):
+        """The cluster of each example [n] (argmax of q(y | x))."""
+        return self.classify(x, batch_size)
+
+    @property
+    def figures(self):
+        """The base figures and "clusters" (test images of each cluster)."""
+        return (*super().figures, "clusters")
+
+    def task_metrics(self, x, y):
+        """{"cluster_accuracy", "nmi"} of `cluster(x)` against classes y: the accuracy of the
+        best cluster-to-class map and the normalized mutual information."""
+        assignments = self.cluster(x)
+        return {"cluster_accuracy": metrics.cluster_accuracy(y, assignments), "nmi": metrics.nmi(y, assignments)}
+
+
 @keras.saving.register_keras_serializable(package="aae_keras")
 class SemiSupervisedAutoencoder(CategoricalEncoding, ClassStyleDecoding, MatchedAutoencoder):
     """Class y and style z from one encoder; `classify(x)`; `fit(x, y)` with -1 for unlabeled.
@@ -83,7 +102,7 @@ class SemiSupervisedAutoencoder(CategoricalEncoding, ClassStyleDecoding, Matched
 
 
 @keras.saving.register_keras_serializable(package="aae_keras")
-class ClusteringAutoencoder(SemiSupervisedAutoencoder):
+class ClusteringAutoencoder(ClusterReporting, SemiSupervisedAutoencoder):
     """Unsupervised clustering: K = `num_clusters` categorical codes and a style; `cluster(x)`."""
 
     labels = "none"
@@ -92,23 +111,3 @@ class ClusteringAutoencoder(SemiSupervisedAutoencoder):
 
     def __init__(self, encoder, decoder, prior, num_clusters=16, **kwargs):
         super().__init__(encoder, decoder, prior, num_classes=num_clusters, **kwargs)
-
-    def cluster(self, x, batch_size=256):
-        """The cluster of each example [n] (argmax of q(y | x))."""
-        return self.classify(x, batch_size)
-
-    @property
-    def figures(self):
-        """The semi-supervised model's figures and "clusters" (test images of each cluster)."""
-        return (*super().figures, "clusters")
-
-    def task_metrics(self, x, y):
-        """`cluster_scores`: how well the clusters of images x match their classes y."""
-        return cluster_scores(self, x, y)
-
-
-def cluster_scores(model, x, y):
-    """{"cluster_accuracy", "nmi"} of `model.cluster(x)` against classes y: the accuracy of the
-    best cluster-to-class map and the normalized mutual information."""
-    assignments = model.cluster(x)
-    return {"cluster_accuracy": metrics.cluster_accuracy(y, assignments), "nmi": metrics.nmi(y, assignments)}
