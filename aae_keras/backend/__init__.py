@@ -25,9 +25,9 @@ import importlib
 
 import numpy as np
 
-__all__ = ["current", "replica_normal", "to_seed"]
+__all__ = ["check_trains", "current", "replica_normal", "to_seed"]
 
-_SUPPORTED = ("tensorflow",)
+_SUPPORTED = ("tensorflow", "jax")
 
 
 def current():
@@ -41,6 +41,19 @@ def current():
             "set KERAS_BACKEND=tensorflow."
         )
     return importlib.import_module(f"aae_keras.backend.{name}")
+
+
+def check_trains():
+    """Raise a clear error unless the active backend can train the models (`fit`, `evaluate`):
+    TensorFlow today; on JAX the models load, encode, decode and sample."""
+    local = current()
+    if not getattr(local, "TRAINS", False):
+        import keras
+
+        raise RuntimeError(
+            f"aae-keras models do not train or evaluate on the Keras {keras.backend.backend()!r} backend yet "
+            "(they load, encode, decode and sample there); set KERAS_BACKEND=tensorflow to train."
+        )
 
 
 def to_seed(seed):

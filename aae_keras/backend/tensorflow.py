@@ -21,6 +21,8 @@ __all__ = [
     "uniform",
 ]
 
+TRAINS = True  # the models' fit and evaluate run on this backend
+
 
 # ------------------------------------------------------------------------------ training steps
 def phase(loss_fn, variables, optimizer):

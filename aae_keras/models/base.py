@@ -185,6 +185,7 @@ class LatentAutoencoder(keras.Model):
     # ------------------------------------------------------------------- fit and evaluate
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, with the data checked first (see `_check_data`)."""
+        backend.check_trains()
         _refuse_sample_weights(kwargs)
         self._check_data(x, "training data")
         validation = kwargs.get("validation_data")
@@ -195,6 +196,7 @@ class LatentAutoencoder(keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with the data checked first."""
+        backend.check_trains()
         _refuse_sample_weights(kwargs)
         # fit runs its validation through evaluate with a private flag, every epoch, on data it
         # has checked already: name that data so, and check it only once
