@@ -125,8 +125,8 @@ def rbf_ladder(d2, bandwidths, weights):
     1.0
     """
     d2 = ops.convert_to_tensor(d2, "float32")
-    scales = np.asarray([-0.5 / (s * s) for s in bandwidths], np.float32)
-    return ops.sum(np.asarray(weights, np.float32) * ops.exp(d2[..., None] * scales), axis=-1)
+    scales = ops.convert_to_tensor(np.asarray([-0.5 / (s * s) for s in bandwidths], np.float32))
+    return ops.sum(ops.convert_to_tensor(np.asarray(weights, np.float32)) * ops.exp(d2[..., None] * scales), axis=-1)
 
 
 class PriorKernelMean:
@@ -159,7 +159,7 @@ class PriorKernelMean:
         if self.kind == "uniform":
             return self._uniform_mean(z)
         n = ops.shape(z)[0]
-        diff = z[:, None, :] - self.means[None]  # [n, K, d]
+        diff = z[:, None, :] - ops.convert_to_tensor(self.means)[None]  # [n, K, d]
         if self.diagonal and self.quad_matrix is not None:  # one matmul, block matrix [K*d, K*S]
             quad = ops.matmul(ops.reshape(diff * diff, (n, -1)), self.quad_matrix)
         elif self.diagonal:  # [K, d, S] inverse variances
@@ -167,7 +167,7 @@ class PriorKernelMean:
         else:  # [K, S, d, d] inverse Cholesky factors
             proj = ops.einsum("nkd,kted->nkte", diff, self.inv_chol)
             quad = ops.reshape(ops.sum(proj * proj, axis=-1), (n, -1))
-        return ops.exp(ops.logsumexp(self.log_coef - 0.5 * quad, axis=1))  # over (k, s)
+        return ops.exp(ops.logsumexp(ops.convert_to_tensor(self.log_coef) - 0.5 * quad, axis=1))  # over (k, s)
 
     def _build_mixture(self, pi, mu, cov, s, w):
         d = mu.shape[1]
@@ -214,9 +214,7 @@ class PriorKernelMean:
         self.self_mean = float(np.sum(w * np.prod(per_dim, axis=1)))
 
     def _uniform_mean(self, z):
-        low = self.low.astype(np.float32)
-        high = self.high.astype(np.float32)
-        length = (self.high - self.low).astype(np.float32)
+        low, high, length = (ops.convert_to_tensor(v.astype(np.float32)) for v in (self.low, self.high, self.high - self.low))
         total = 0.0
         for s, w in zip(self.bandwidths, self.weights):
             c = float(s) * math.sqrt(2.0)

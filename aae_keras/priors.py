@@ -148,7 +148,7 @@ class UniformBox(Prior):
     def log_prob(self, z):
         low, high = (np.asarray(self._info[k], np.float32) for k in ("low", "high"))
         z = ops.cast(z, "float32")
-        inside = ops.all(ops.logical_and(z >= low, z <= high), axis=-1)
+        inside = ops.all(ops.logical_and(z >= ops.convert_to_tensor(low), z <= ops.convert_to_tensor(high)), axis=-1)
         return ops.where(inside, -float(np.sum(np.log(high - low))), -np.inf)
 
 

@@ -151,7 +151,7 @@ class ConditionalMMD(LatentRegularizer):
         means = ops.stack([km(z) for km in self.kernel_means], axis=1)
         cross = ops.sum(groups * means, axis=0) / ops.maximum(counts, 1.0)
         used = ops.where(counts >= 2.0, counts, 0.0)
-        per_group = within - 2.0 * cross + self._self_means
+        per_group = within - 2.0 * cross + ops.convert_to_tensor(self._self_means)
         return ops.sum(used * per_group) / ops.maximum(ops.sum(used), 1.0)
 
     def get_config(self):

@@ -4,8 +4,12 @@ The models, priors and regularizers are written in `keras.ops`; the few operatio
 backend's own API live in one module per backend (`aae_keras/backend/<name>.py`), chosen by
 `keras.backend.backend()`. A backend module provides:
 
+- `run_step(model, step_fn, *args)`: the model's train or test step, `step_fn(data)`, as the
+  backend's trainer calls it (on JAX: `train_step(state, data)`, run statelessly);
 - `phase(loss_fn, variables, optimizer)`: one optimizer update of `variables` on the loss
   `loss_fn()` returns with its logs (the training phases of every model are written with it);
+- `group_optimizers(primary, members, groups)`: `model.optimizer` (on JAX, all the phases'
+  optimizers as one, so the trainer's state carries them);
 - `gather`, `replica_slice`, `global_size`: the global batch across data-parallel replicas;
 - `checked(value, conditions)`: in-graph data checks; `step_logs(results)`: logs as the
   trainer reduces them;
@@ -25,9 +29,9 @@ import importlib
 
 import numpy as np
 
-__all__ = ["check_trains", "current", "replica_normal", "to_seed"]
+__all__ = ["current", "replica_normal", "to_seed"]
 
-_SUPPORTED = ("tensorflow", "jax")
+_SUPPORTED = ("tensorflow", "jax", "torch")
 
 
 def current():
@@ -37,23 +41,10 @@ def current():
     name = keras.backend.backend()
     if name not in _SUPPORTED:
         raise RuntimeError(
-            f"aae-keras does not run on the Keras {name!r} backend yet (supported: {', '.join(_SUPPORTED)}); "
-            "set KERAS_BACKEND=tensorflow."
+            f"aae-keras does not run on the Keras {name!r} backend (supported: {', '.join(_SUPPORTED)}); "
+            "set KERAS_BACKEND to one of them."
         )
     return importlib.import_module(f"aae_keras.backend.{name}")
-
-
-def check_trains():
-    """Raise a clear error unless the active backend can train the models (`fit`, `evaluate`):
-    TensorFlow today; on JAX the models load, encode, decode and sample."""
-    local = current()
-    if not getattr(local, "TRAINS", False):
-        import keras
-
-        raise RuntimeError(
-            f"aae-keras models do not train or evaluate on the Keras {keras.backend.backend()!r} backend yet "
-            "(they load, encode, decode and sample there); set KERAS_BACKEND=tensorflow to train."
-        )
 
 
 def to_seed(seed):

@@ -1,12 +1,19 @@
-"""The JAX backend (first part): stateless random draws, the global batch, checks and logs.
+"""The JAX backend: stateless train steps with several optimizers, random draws, the global batch.
+
+Keras's JAX trainer calls `train_step(state, data)` with the model's variables emptied and their
+values in `state` (trainable, non-trainable, optimizer, metrics), and threads only
+`model.optimizer.variables` through it. `run_step` opens a `keras.StatelessScope` over the
+whole state and runs the model's phases in it; each `phase` takes `jax.value_and_grad` of its
+loss over the variables it trains (an inner scope maps every other variable to its current
+value: a scope does not fall back to an enclosing one) and applies the gradients with its
+optimizer's `stateless_apply`, writing the new values back into the step's scope. The
+optimizers of every phase travel in the trainer's state as one `PhaseOptimizers` group set as
+`model.optimizer` (`group_optimizers`), so `.keras` files save and restore all of them.
 
 Under `keras.distribution.DataParallel` arrays are global, so a batch statistic such as the
 MMD sees the whole batch with no gathering: `gather` and `replica_slice` are identities and
 there is one "replica". Random draws take the project's [2] int32 seeds (the model seed and a
-counter from the optimizer step) as raw JAX keys, so a run is reproducible. The training
-phases (`phase`, with the optimizers carried in the trainer's state) are the next step; until
-then `fit` and `evaluate` raise a clear error on JAX (`aae_keras.backend.check_trains`), while
-loading, encoding, decoding and sampling work.
+counter from the optimizer step) as raw JAX keys, so a run is reproducible.
 
 Example:
     >>> from aae_keras.backend import jax as jax_backend
@@ -16,11 +23,143 @@ Example:
 
 import jax
 import jax.numpy as jnp
+import keras
+import numpy as np
+from keras.src.backend.common.stateless_scope import get_stateless_scope
 
-TRAINS = False  # the training phases on JAX come next: backend.check_trains() says so
+__all__ = ["PhaseOptimizers", "categorical", "checked", "gather", "global_size", "group_optimizers", "normal",
+           "num_replicas", "phase", "replica_slice", "run_step", "split", "step_logs", "uniform"]
 
-__all__ = ["categorical", "checked", "gather", "global_size", "normal", "num_replicas", "replica_slice", "split",
-           "step_logs", "uniform"]
+_STEPS = []  # the variable groups of the stateless steps being traced (innermost last)
+
+
+# ------------------------------------------------------------------------------ training steps
+def run_step(model, step_fn, state, data):
+    """`step_fn(data)` (the model's phases, written statefully) run statelessly on `state`:
+    (trainable, non-trainable, optimizer, metrics) values for a train step, (trainable,
+    non-trainable, metrics) for a test step. Returns (logs, new state)."""
+    names = ("trainable", "non_trainable", "optimizer", "metrics") if len(state) == 4 else (
+        "trainable", "non_trainable", "metrics")
+    references = {"trainable": model.trainable_variables, "non_trainable": model.non_trainable_variables,
+                  "optimizer": model.optimizer.variables if len(state) == 4 else [],
+                  "metrics": model.metrics_variables}
+    groups = [references[name] for name in names]
+    mapping = [pair for variables, values in zip(groups, state) for pair in zip(variables, values)]
+    _STEPS.append({"all": [v for variables in groups for v in variables], "non_trainable": groups[1]})
+    try:
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            logs = step_fn(data)
+    finally:
+        _STEPS.pop()
+    return logs, tuple([scope.get_current_value(v) for v in variables] for variables in groups)
+
+
+def phase(loss_fn, variables, optimizer):
+    """One training phase inside `run_step`: `loss_fn()` returns (loss, logs); the loss's
+    gradient with respect to `variables` is applied by `optimizer`; returns logs."""
+    scope, step = get_stateless_scope(), _STEPS[-1]
+    trained = {id(v) for v in variables}
+    fixed = [(v, scope.get_current_value(v)) for v in step["all"] if id(v) not in trained]
+    written = step["non_trainable"]  # layer state a forward pass may update (seed generators, statistics)
+
+    def scaled_loss(values):
+        with keras.StatelessScope(state_mapping=fixed + list(zip(variables, values))) as inner:
+            loss, logs = loss_fn()
+            scaled = optimizer.scale_loss(loss)
+        return scaled, (logs, [inner.get_current_value(v) for v in written])
+
+    values = [scope.get_current_value(v) for v in variables]
+    (_, (logs, updated)), grads = jax.value_and_grad(scaled_loss, has_aux=True)(values)
+    new_values, new_state = optimizer.stateless_apply(
+        [scope.get_current_value(v) for v in optimizer.variables], grads, values)
+    for v, value in [*zip(written, updated), *zip(variables, new_values), *zip(optimizer.variables, new_state)]:
+        scope.add_update((v, value))
+    return logs
+
+
+class PhaseOptimizers(keras.optimizers.Optimizer):
+    """The optimizers of every training phase as one `model.optimizer`, so that Keras's JAX
+    trainer carries all their state (it threads `model.optimizer.variables` only).
+
+    `variables` are all the members' variables; `iterations`, `learning_rate` and
+    `scale_loss` are the primary (reconstruction) optimizer's, so learning-rate callbacks act
+    on it; `build` builds each member on its phase's variables. Only the primary's variables
+    are saved under this object's path (the other members are saved under their own model
+    attributes), so `.keras` files load on every backend.
+    """
+
+    def __init__(self, members, groups):
+        super().__init__(learning_rate=0.0, name="phase_optimizers")
+        self._phases = _Members(members, groups)
+
+    @property
+    def primary(self):
+        return self._phases.members["optimizer"]
+
+    @property
+    def variables(self):
+        seen, found = set(), []
+        for member in self._phases.members.values():
+            for v in member.variables:
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    found.append(v)
+        return found
+
+    def build(self, variables=None):
+        for name, group in self._phases.groups().items():
+            member = self._phases.members[name]
+            if not member.built:
+                member.build(group)
+        self.built = True
+
+    @property
+    def iterations(self):
+        return self.primary.iterations
+
+    @property
+    def learning_rate(self):
+        return self.primary.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if hasattr(self, "_phases"):
+            self.primary.learning_rate = value
+        else:  # the base class's __init__
+            keras.optimizers.Optimizer.learning_rate.fset(self, value)
+
+    def scale_loss(self, loss):
+        return self.primary.scale_loss(loss)
+
+    def apply(self, grads, trainable_variables=None):
+        raise RuntimeError("PhaseOptimizers only carries the phases' optimizers; each phase applies its own.")
+
+    def save_own_variables(self, store):
+        self.primary.save_own_variables(store)
+
+    def load_own_variables(self, store):
+        if len(store.keys()):  # else the file holds the primary under another attribute (ae_optimizer)
+            self.primary.load_own_variables(store)
+
+    def get_config(self):
+        return self.primary.get_config()
+
+
+class _Members:
+    """The group's members and a function giving {name: variables}, kept out of Keras's saving
+    walk (it is neither a Keras object nor a container)."""
+
+    def __init__(self, members, groups):
+        self.members, self.groups = members, groups
+
+
+def group_optimizers(primary, members, groups):
+    """`model.optimizer` for this backend: the phases' optimizers grouped ({name: optimizer},
+    "optimizer" first; `groups()` gives each one's variables), or `primary` alone if there is
+    one phase."""
+    if len(members) == 1:
+        return primary
+    return PhaseOptimizers(members, groups)
 
 
 def normal(shape, seed):
@@ -68,9 +207,16 @@ def global_size(local_size):
 
 
 def checked(value, conditions):
-    """`value`; the conditions are checked on the host for numpy data before training (an
-    in-graph check that raises is not available inside a jitted JAX step)."""
+    """`value`, once every (scalar bool, message) of `conditions` holds: a failed check raises,
+    from a host callback, an error whose text holds the message."""
+    for condition, message in conditions:
+        jax.debug.callback(_raise_unless, condition, message=message)
     return value
+
+
+def _raise_unless(condition, message):
+    if not bool(np.asarray(condition)):
+        raise ValueError(message)
 
 
 def step_logs(results):

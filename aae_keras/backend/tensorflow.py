@@ -16,15 +16,23 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "categorical", "checked", "describe_distribution", "gather", "global_size", "multi_worker", "normal",
-    "num_replicas", "phase", "replica_slice", "sample_distribution", "split", "step_logs", "to_distribution",
-    "uniform",
+    "categorical", "checked", "describe_distribution", "gather", "global_size", "group_optimizers", "multi_worker",
+    "normal", "num_replicas", "phase", "replica_slice", "run_step", "sample_distribution", "split", "step_logs",
+    "to_distribution", "uniform",
 ]
-
-TRAINS = True  # the models' fit and evaluate run on this backend
 
 
 # ------------------------------------------------------------------------------ training steps
+def run_step(model, step_fn, data):
+    """`step_fn(data)`: Keras's TensorFlow trainer calls `train_step(data)` inside a tf.function."""
+    return step_fn(data)
+
+
+def group_optimizers(primary, members, groups):
+    """`model.optimizer`: the reconstruction optimizer (each phase applies its own)."""
+    return primary
+
+
 def phase(loss_fn, variables, optimizer):
     """One training phase: `loss_fn()` returns (loss, logs); the loss's gradient with respect to
     `variables` is applied by `optimizer`; returns logs.

@@ -43,8 +43,9 @@ class AdversarialAutoencoder(LatentAutoencoder):
 
     @property
     def ae_optimizer(self):
-        """The reconstruction phase's optimizer: `model.optimizer` (an older name, kept)."""
-        return self.optimizer
+        """The reconstruction phase's optimizer (an older name, kept): `model.optimizer`, or the
+        reconstruction member of it where it groups every phase's optimizer (JAX)."""
+        return self.phase_optimizer("optimizer")
 
     def get_config(self):
         config = super().get_config()

@@ -185,7 +185,6 @@ class LatentAutoencoder(keras.Model):
     # ------------------------------------------------------------------- fit and evaluate
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, with the data checked first (see `_check_data`)."""
-        backend.check_trains()
         _refuse_sample_weights(kwargs)
         self._check_data(x, "training data")
         validation = kwargs.get("validation_data")
@@ -196,7 +195,6 @@ class LatentAutoencoder(keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with the data checked first."""
-        backend.check_trains()
         _refuse_sample_weights(kwargs)
         # fit runs its validation through evaluate with a private flag, every epoch, on data it
         # has checked already: name that data so, and check it only once
@@ -280,13 +278,23 @@ class LatentAutoencoder(keras.Model):
             if name != "optimizer":
                 setattr(self, name, self._loss_scaled(made[name]) if name in made else None)
         super().compile(optimizer=made["optimizer"], **kwargs)
+        phases = {name: self.optimizer if name == "optimizer" else getattr(self, name) for name in groups}
+        self.optimizer = backend.current().group_optimizers(self.optimizer, phases, self._optimizer_groups)
         if self.built:  # build every optimizer now (needed under tf.distribute, and to restore)
             for name, variables in groups.items():
-                getattr(self, name).build(variables)
+                self.phase_optimizer(name).build(variables)
+
+    def phase_optimizer(self, name):
+        """The optimizer of phase `name` ("optimizer", "discriminator_optimizer", ...): on JAX
+        `model.optimizer` groups them all, and "optimizer" is the reconstruction one inside."""
+        if name == "optimizer":
+            return getattr(self.optimizer, "primary", self.optimizer)
+        return getattr(self, name)
 
     def get_compile_config(self):
         config = dict(super().get_compile_config() or {})
-        config.update({name: keras.saving.serialize_keras_object(getattr(self, name)) for name in self._optimizer_groups()})
+        config.update({name: keras.saving.serialize_keras_object(self.phase_optimizer(name))
+                       for name in self._optimizer_groups()})
         return config
 
     def compile_from_config(self, config):
@@ -355,10 +363,19 @@ class LatentAutoencoder(keras.Model):
         return matchers.MMDMatcher(estimate, name=f"mmd_{slot.name}")
 
     # ------------------------------------------------------------------------------ training
-    def train_step(self, data):
+    def train_step(self, *args):
+        """The phases on one batch: `train_step(data)`, or `train_step(state, data)` on JAX."""
+        return backend.current().run_step(self, self._train_phases, *args)
+
+    def test_step(self, *args):
+        """The held-out logs of one batch: `test_step(data)`, or `test_step(state, data)` on JAX."""
+        return backend.current().run_step(self, self._test_logs, *args)
+
+    def _train_phases(self, data):
         x, labels = self._inputs(data)
         step, phase, groups = self.optimizer.iterations, backend.current().phase, self._optimizer_groups()
-        logs = phase(lambda: self._objective(x, labels, step, training=True)[:2], groups["optimizer"], self.optimizer)
+        logs = phase(lambda: self._objective(x, labels, step, training=True)[:2], groups["optimizer"],
+                     self.phase_optimizer("optimizer"))
         if self.adversarial:
             for k in range(self.discriminator_steps):
                 parts = self._parts(x, training=True, seed=self._seed(step, 8 + 4 * (k % 13), 64 * (k // 13)))
@@ -372,7 +389,7 @@ class LatentAutoencoder(keras.Model):
                               groups["classifier_optimizer"], self.classifier_optimizer))
         return self._record(logs)
 
-    def test_step(self, data):
+    def _test_logs(self, data):
         x, labels = self._inputs(data, training=False)
         step = self.optimizer.iterations
         _, logs, parts = self._objective(x, labels, step, training=False)
@@ -503,9 +520,9 @@ class LatentAutoencoder(keras.Model):
     def _seed(self, step, tag, stream=0):
         """A stateless [2] seed for this step, purpose (`tag` < 64) and stream (a slot), the same
         on every replica."""
-        counter = ops.mod(ops.cast(step, "int64") * 64 + tag, 2**31 - 1)
+        counter = ops.mod(ops.cast(step, "int32") * 64 + tag, 2**31 - 1)  # int32: JAX's default integers
         first = (self.seed + 1_000_003 * stream) % (2**31 - 1)
-        return ops.stack([ops.convert_to_tensor(first, "int32"), ops.cast(counter, "int32")])
+        return ops.stack([ops.convert_to_tensor(first, "int32"), counter])
 
     def _record(self, logs):
         """Update the metric trackers named in `logs`; return the results for Keras."""

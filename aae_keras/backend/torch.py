@@ -1,0 +1,110 @@
+"""The PyTorch backend: training phases, random draws from stateless seeds, checks.
+
+Keras runs a PyTorch train step eagerly, so `phase` is a plain `torch.autograd.grad` of the
+loss with respect to the phase's variables, applied by its optimizer, and a data check is a
+Python `if`. PyTorch has no stateless random numbers: a draw seeds a fresh `torch.Generator`
+from the [2] seed, so the same seed gives the same numbers on every run. One process trains
+on one device here (`gather` and `replica_slice` are identities).
+
+Example:
+    >>> from aae_keras.backend import torch as torch_backend
+    >>> tuple(torch_backend.normal((2, 3), [7, 0]).shape)
+    (2, 3)
+"""
+
+import numpy as np
+import torch
+from keras.src.backend.torch.core import get_device
+
+__all__ = ["categorical", "checked", "gather", "global_size", "group_optimizers", "normal", "num_replicas", "phase",
+           "replica_slice", "run_step", "split", "step_logs", "uniform"]
+
+
+# ------------------------------------------------------------------------------ training steps
+def run_step(model, step_fn, data):
+    """`step_fn(data)`: Keras's PyTorch trainer calls `train_step(data)` eagerly."""
+    return step_fn(data)
+
+
+def phase(loss_fn, variables, optimizer):
+    """One training phase: `loss_fn()` returns (loss, logs); the loss's gradient with respect
+    to `variables` is applied by `optimizer`; returns logs (detached)."""
+    loss, logs = loss_fn()
+    tensors = [v.value for v in variables]
+    grads = torch.autograd.grad(optimizer.scale_loss(loss), tensors, allow_unused=True)
+    grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
+    with torch.no_grad():
+        optimizer.apply(grads, variables)
+    return {name: value.detach() if isinstance(value, torch.Tensor) else value for name, value in logs.items()}
+
+
+def group_optimizers(primary, members, groups):
+    """`model.optimizer`: the reconstruction optimizer (the trainer applies no other here)."""
+    return primary
+
+
+def checked(value, conditions):
+    """`value`, once every (scalar bool tensor, message) of `conditions` holds, else a ValueError
+    whose text holds the message."""
+    for condition, message in conditions:
+        if not bool(condition):
+            raise ValueError(message)
+    return value
+
+
+def step_logs(results):
+    return results
+
+
+# ---------------------------------------------------------------------------------- replicas
+def num_replicas():
+    return 1
+
+
+def gather(x):
+    return x
+
+
+def replica_slice(x_global, local_size):
+    return x_global
+
+
+def global_size(local_size):
+    return local_size
+
+
+# ------------------------------------------------------------------------------- random draws
+def normal(shape, seed):
+    """Standard normal float32 draws of `shape` from a stateless [2] seed."""
+    return torch.randn(_shape(shape), generator=_generator(seed), device=get_device(), dtype=torch.float32)
+
+
+def uniform(shape, seed):
+    """U(0, 1) float32 draws of `shape` from a stateless [2] seed."""
+    return torch.rand(_shape(shape), generator=_generator(seed), device=get_device(), dtype=torch.float32)
+
+
+def categorical(logits, n, seed):
+    """n int32 class indices drawn from `logits` [1, K]."""
+    logits = torch.as_tensor(np.asarray(logits, np.float32) if not isinstance(logits, torch.Tensor) else logits,
+                             device=get_device())
+    probs = torch.softmax(logits[0].float(), dim=-1)
+    return torch.multinomial(probs, int(n), replacement=True, generator=_generator(seed)).to(torch.int32)
+
+
+def split(seed, count):
+    """`count` independent stateless seeds [count, 2] (int32) from one."""
+    return torch.randint(0, 2**31 - 1, (int(count), 2), generator=_generator(seed), device=get_device(),
+                         dtype=torch.int64).to(torch.int32)
+
+
+def _shape(shape):
+    return tuple(int(size) for size in shape)
+
+
+def _generator(seed):
+    """A fresh generator on the training device, seeded from the [2] seed's two parts."""
+    first, second = (int(part) for part in (seed.tolist() if isinstance(seed, torch.Tensor) else np.asarray(seed).tolist()))
+    generator = torch.Generator(device=get_device())
+    generator.manual_seed((first % 2**31) * 2**31 + (second % 2**31))
+    return generator
