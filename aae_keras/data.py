@@ -13,6 +13,7 @@ Example:
 """
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import json
@@ -166,7 +167,8 @@ def from_arrays(x, y=None, name="arrays"):
 
 def make_pipeline(x, y=None, batch_size=100, shuffle=True, seed=0, drop_remainder=True,
                   repeat=False):
-    """A `tf.data.Dataset` of float32 batches of `x` (or `(x, y)` tuples if `y` is given).
+    """A `tf.data.Dataset` of float32 batches of `x` (or `(x, y)` tuples if `y` is given); on
+    the JAX and PyTorch backends a `keras.utils.PyDataset` of the same batches.
 
     `x` is checked with `check_finite` and cast to float32 as is (no rescaling: call
     `from_arrays` first for uint8 images). With `shuffle`, the order is reshuffled every
@@ -176,7 +178,7 @@ def make_pipeline(x, y=None, batch_size=100, shuffle=True, seed=0, drop_remainde
     >>> [tuple(b.shape) for b in ds]
     [(4, 8, 8), (4, 8, 8)]
     """
-    import tensorflow as tf  # lazily: the command line parses its arguments without TensorFlow
+    import keras  # lazily: the command line parses its arguments without TensorFlow
 
     x = _validated(x, "training data").astype(np.float32)
     n = len(x)
@@ -189,12 +191,30 @@ def make_pipeline(x, y=None, batch_size=100, shuffle=True, seed=0, drop_remainde
             "drop_remainder=True would yield no batches; use a smaller batch_size or "
             "drop_remainder=False"
         )
+    if keras.backend.backend() != "tensorflow":
+        if repeat:
+            raise ValueError("repeat=True needs tf.data (the TensorFlow backend); without it, pass "
+                             "steps_per_epoch to fit and let the batches run epoch by epoch.")
+        return _index_batches_class()((x,) if y is None else (x, y), _shuffled_rows(n, batch_size, shuffle, seed,
+                                                                                   drop_remainder))
+    import tensorflow as tf
     ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
     if shuffle:
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def _shuffled_rows(n, batch_size, shuffle, seed, drop_remainder):
+    """Epoch e's batches of row indices of `make_pipeline` without tf.data (a list of arrays)."""
+
+    def rows(e):
+        order = np.random.default_rng(None if seed is None else [seed, e]).permutation(n) if shuffle else np.arange(n)
+        stop = n - n % batch_size if drop_remainder else n
+        return [order[start : start + batch_size] for start in range(0, stop, batch_size)]
+
+    return rows
 
 
 def keep_labels(y, num_labeled, seed=0):
@@ -240,7 +260,7 @@ def labeled_batches(x, y, batch_size=100, labeled_batch_size=None, seed=0, epoch
     >>> [(tuple(b.shape), int(np.sum(l >= 0)) >= 2) for b, l in ds]   # 2 batches of 20 + 2
     [((22, 4), True), ((22, 4), True)]
     """
-    import tensorflow as tf
+    import keras
 
     x = _validated(x, "training data").astype(np.float32)
     y = _labels(y, len(x), "training data")
@@ -252,6 +272,10 @@ def labeled_batches(x, y, batch_size=100, labeled_batch_size=None, seed=0, epoch
     size = labeled_batch_size or min(batch_size, len(labeled))
     steps = len(x) // batch_size
     repeats = -(-steps * size // len(labeled))
+    if keras.backend.backend() != "tensorflow":
+        rows = _labeled_rows(len(x), labeled, batch_size, size, repeats, seed)
+        return _index_batches_class()((x, y.astype(np.int32)), rows, initial_epoch)
+    import tensorflow as tf
 
     def epoch(e):
         order = tf.random.experimental.stateless_shuffle(tf.range(len(x)), seed=tf.stack([seed, e]))
@@ -266,6 +290,47 @@ def labeled_batches(x, y, batch_size=100, labeled_batch_size=None, seed=0, epoch
 
     epochs = tf.data.Dataset.range(initial_epoch, epochs).map(lambda e: tf.cast(e, tf.int32))
     return epochs.flat_map(epoch).map(gather).prefetch(tf.data.AUTOTUNE)
+
+
+def _labeled_rows(n, labeled, batch_size, size, repeats, seed):
+    """Epoch e's rows of `labeled_batches` [steps, batch_size + size], drawn with numpy from (seed, e)."""
+    steps = n // batch_size
+
+    def rows(e):
+        order = np.random.default_rng([seed, e]).permutation(n)[: steps * batch_size].reshape(steps, batch_size)
+        picks = np.random.default_rng([seed + 1, e]).permutation(np.tile(labeled, repeats))[: steps * size]
+        return np.concatenate([order, picks.reshape(steps, size)], axis=1)
+
+    return rows
+
+
+@functools.cache
+def _index_batches_class():
+    """The `keras.utils.PyDataset` of numpy batches used without TensorFlow (made on first use:
+    this module imports Keras lazily)."""
+    import keras
+
+    class IndexBatches(keras.utils.PyDataset):
+        """Batches `arrays[rows]` for each row of `rows_of_epoch(epoch)` [steps, batch]; the epoch
+        counter starts at `initial_epoch` and advances at each epoch's end."""
+
+        def __init__(self, arrays, rows_of_epoch, initial_epoch=0):
+            super().__init__()
+            self.arrays, self.rows_of_epoch, self.epoch = arrays, rows_of_epoch, initial_epoch
+            self.rows = rows_of_epoch(initial_epoch)
+
+        def __len__(self):
+            return len(self.rows)
+
+        def __getitem__(self, index):
+            batch = tuple(array[self.rows[index]] for array in self.arrays)
+            return batch if len(batch) > 1 else batch[0]
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self.rows = self.rows_of_epoch(self.epoch)
+
+    return IndexBatches
 
 
 def labeled_fit_arguments(x, y, batch_size, labeled_batch_size, seed, fit_kwargs):

@@ -1,9 +1,12 @@
-"""Distribution strategies: pick a `tf.distribute` strategy from a flag.
+"""Distribution strategies: pick a `tf.distribute` strategy (or its JAX equivalent) from a flag.
 
-Under a strategy each replica sees a slice of the global batch and gradients are summed
-across replicas. The train step's replica helpers (gather the global batch of codes, this
-replica's slice of global random draws, the loss divided by the replica count) live in
+On TensorFlow each replica of a strategy sees a slice of the global batch and gradients are
+summed across replicas. The train step's replica helpers (gather the global batch of codes,
+this replica's slice of global random draws, the loss divided by the replica count) live in
 `aae_keras.backend.tensorflow`, so an R-replica run matches a 1-replica run with the same seeds.
+On JAX, "mirrored" (and "auto" with several local devices) is `keras.distribution.DataParallel`
+over the local devices: arrays are global there, so the MMD is a global-batch statistic with
+no gathering. On PyTorch a run trains on one device.
 
 Example:
     >>> from aae_keras import distribute
@@ -12,16 +15,17 @@ Example:
     ...     pass   # build and compile the model here, then model.fit(...)
 """
 
+import contextlib
 import json
 import os
 
-__all__ = ["STRATEGIES", "get_strategy"]
+__all__ = ["OneDevice", "STRATEGIES", "get_strategy"]
 
 STRATEGIES = ("auto", "none", "mirrored", "multiworker", "tpu")
 
 
 def get_strategy(name="auto", devices=None):
-    """A `tf.distribute.Strategy` for `name` in STRATEGIES.
+    """A `tf.distribute.Strategy` for `name` in STRATEGIES (on JAX and PyTorch, see `_other_backend`).
 
     "auto": TPU if one is reachable (TPU_NAME set), multi-worker if TF_CONFIG names several
     workers, mirrored over all GPUs if there are several, else the default (one device).
@@ -30,10 +34,14 @@ def get_strategy(name="auto", devices=None):
     >>> get_strategy("none").num_replicas_in_sync
     1
     """
-    import tensorflow as tf  # here, not at the top: the command line reads STRATEGIES without TensorFlow
-
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return _other_backend(name, devices, keras.backend.backend())
+    import tensorflow as tf  # here, not at the top: the command line reads STRATEGIES without TensorFlow
+
     if name == "auto":
         if os.environ.get("TPU_NAME"):
             name = "tpu"
@@ -59,3 +67,31 @@ def get_strategy(name="auto", devices=None):
             'strategy "none" or "mirrored".'
         ) from None
     return tf.distribute.TPUStrategy(resolver)
+
+
+class OneDevice:
+    """The strategy of a single device: `scope()` changes nothing (JAX and PyTorch)."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+def _other_backend(name, devices, backend_name):
+    """The JAX and PyTorch strategies: `keras.distribution.DataParallel` over the local devices
+    (or `devices`, e.g. ["cpu:0", "cpu:1"]) for "mirrored", and for "auto" when there are several;
+    `OneDevice` for "none" (and PyTorch's "auto"); a clear error for what has no equivalent.
+    A DataParallel's `scope()` builds and trains the model under it, as a strategy's does."""
+    import keras
+
+    if backend_name == "jax" and name in ("auto", "mirrored"):
+        devices = devices or keras.distribution.list_devices()
+        if name == "mirrored" or len(devices) > 1:
+            return keras.distribution.DataParallel(devices=devices)
+    if name in ("auto", "none"):
+        return OneDevice()
+    what = ('"mirrored" (keras.distribution.DataParallel over the local devices), "auto" or "none"'
+            if backend_name == "jax" else '"auto" or "none" (one device)')
+    raise ValueError(f"Strategy {name!r} is a tf.distribute strategy; on the Keras {backend_name} backend use {what}, "
+                     "or set KERAS_BACKEND=tensorflow.")

@@ -348,9 +348,9 @@ def write_plots(model, dataset, out, seed):
 
 def sample_seed(seed):
     """A [2] seed for stateless prior sampling, so a --seed gives the same samples every run."""
-    import tensorflow as tf
+    from aae_keras import backend
 
-    return tf.constant([seed % (2**31 - 1), 0], tf.int32)
+    return backend.to_seed(seed)
 
 
 def _finite_or_none(value):
@@ -446,7 +446,7 @@ def add_train_arguments(parser):
                         "reconstruction phase (its discriminator and generator use Adam(5e-4, beta_1=0.5)) "
                         "(default: %(default)s)")
     parser.add_argument("--strategy", choices=distribute.STRATEGIES, default=default.strategy,
-                        help="tf.distribute strategy (default: %(default)s)")
+                        help="tf.distribute strategy, or on JAX: mirrored = keras.distribution.DataParallel (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=default.seed, help="(default: %(default)s)")
     parser.add_argument("--out", default=default.out,
                         help="output directory (default: aae_runs/<model>_<prior>_<dataset>)")
