@@ -21,13 +21,14 @@ Example:
     (2, 3)
 """
 
+import types
+
 import jax
 import jax.numpy as jnp
 import keras
-import numpy as np
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 
-__all__ = ["PhaseOptimizers", "categorical", "checked", "gather", "global_size", "group_optimizers", "normal",
+__all__ = ["PhaseOptimizers", "categorical", "check_batches", "checked", "gather", "global_size", "group_optimizers", "normal",
            "num_replicas", "phase", "replica_slice", "run_step", "split", "step_logs", "uniform"]
 
 _STEPS = []  # the variable groups of the stateless steps being traced (innermost last)
@@ -207,16 +208,50 @@ def global_size(local_size):
 
 
 def checked(value, conditions):
-    """`value`, once every (scalar bool, message) of `conditions` holds: a failed check raises,
-    from a host callback, an error whose text holds the message."""
-    for condition, message in conditions:
-        jax.debug.callback(_raise_unless, condition, message=message)
+    """`value`: an error raised inside a jitted step would lose the trainer's state (donated to
+    the step), so the data checks run on the host instead (`check_batches`)."""
     return value
 
 
-def _raise_unless(condition, message):
-    if not bool(np.asarray(condition)):
-        raise ValueError(message)
+def check_batches(data, check, training):
+    """`data` whose batches pass `check(batch, training)` on the host before they reach the step:
+    a `keras.utils.PyDataset` or a Python iterator is wrapped; numpy arrays (checked whole
+    before `fit`) and anything else pass unchanged."""
+    if isinstance(data, keras.utils.PyDataset):
+        return _CheckedBatches(data, check, training)
+    if isinstance(data, types.GeneratorType) or (hasattr(data, "__next__") and hasattr(data, "__iter__")):
+        return (_checked(batch, check, training) for batch in data)
+    return data
+
+
+def _checked(batch, check, training):
+    check(batch, training)
+    return batch
+
+
+class _CheckedBatches(keras.utils.PyDataset):
+    """A PyDataset's batches, each checked on the host (see `check_batches`)."""
+
+    def __init__(self, dataset, check, training):
+        super().__init__(workers=dataset.workers, use_multiprocessing=dataset.use_multiprocessing,
+                         max_queue_size=dataset.max_queue_size)
+        self.dataset, self.check, self.training = dataset, check, training
+
+    def __len__(self):
+        return len(self.dataset)
+
+    @property
+    def num_batches(self):
+        return self.dataset.num_batches
+
+    def __getitem__(self, index):
+        return _checked(self.dataset[index], self.check, self.training)
+
+    def on_epoch_begin(self):
+        self.dataset.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
 
 
 def step_logs(results):

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from keras.src.backend.torch.core import get_device
 
-__all__ = ["categorical", "checked", "gather", "global_size", "group_optimizers", "normal", "num_replicas", "phase",
-           "replica_slice", "run_step", "split", "step_logs", "uniform"]
+__all__ = ["categorical", "check_batches", "checked", "gather", "global_size", "group_optimizers", "normal",
+           "num_replicas", "phase", "replica_slice", "run_step", "split", "step_logs", "uniform"]
 
 
 # ------------------------------------------------------------------------------ training steps
@@ -41,6 +41,11 @@ def phase(loss_fn, variables, optimizer):
 def group_optimizers(primary, members, groups):
     """`model.optimizer`: the reconstruction optimizer (the trainer applies no other here)."""
     return primary
+
+
+def check_batches(data, check, training):
+    """`data` unchanged: the checks run inside the (eager) step (`checked`)."""
+    return data
 
 
 def checked(value, conditions):

@@ -190,8 +190,10 @@ class LatentAutoencoder(keras.Model):
         validation = kwargs.get("validation_data")
         if validation is not None:
             self._check_data(validation[0] if isinstance(validation, (tuple, list)) else validation, "validation data")
+            if not isinstance(validation, (tuple, list)):
+                kwargs["validation_data"] = backend.current().check_batches(validation, self._check_batch, False)
         with self._clear_data_errors("validation data"):
-            return super().fit(x, y, *args, **kwargs)
+            return super().fit(backend.current().check_batches(x, self._check_batch, True), y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with the data checked first."""
@@ -202,6 +204,7 @@ class LatentAutoencoder(keras.Model):
         what = "validation data" if validating else "evaluation data"
         if not validating:
             self._check_data(x, what)
+            x = backend.current().check_batches(x, self._check_batch, False)
         with self._clear_data_errors(what):
             return super().evaluate(x, y, *args, **kwargs)
 
@@ -234,11 +237,35 @@ class LatentAutoencoder(keras.Model):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         _refuse_sample_weights({"sample_weight": sample_weight})
         x = ops.cast(x, "float32")
-        where = f"aae_keras[{'train' if training else 'test'}]"
-        checks = [(ops.all(ops.isfinite(x)), f"{where}: non_finite")]
+        return backend.current().checked(x, self._image_checks(x, ops, _where(training)))
+
+    def _image_checks(self, x, xp, where):
+        """(condition, message) pairs a batch of images must pass, with `xp` = keras.ops (in the
+        step) or numpy (on the host, see `_check_batch`): finite, and in [0, 1] for BCE."""
+        checks = [(xp.all(xp.isfinite(x)), f"{where}: non_finite")]
         if self.reconstruction == "bce":
-            checks.append((ops.logical_and(ops.min(x) >= 0.0, ops.max(x) <= 1.0), f"{where}: outside_unit_range"))
-        return backend.current().checked(x, checks)
+            checks.append((xp.logical_and(xp.min(x) >= 0.0, xp.max(x) <= 1.0), f"{where}: outside_unit_range"))
+        return checks
+
+    def _label_checks(self, y, labels, xp, where):
+        """(condition, message) pairs of a batch's labels (raw `y`, and `labels` as integers):
+        none here (the paper's variants read labels)."""
+        return []
+
+    def _check_batch(self, batch, training):
+        """The step's data checks run on the host, on a numpy batch (JAX: an error raised inside
+        a jitted step would lose the trainer's donated state); raises the in-graph checks' error
+        (`_clear_data_errors` words it)."""
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        where = _where(training)
+        checks = self._image_checks(np.asarray(x, np.float32), np, where)
+        if y is not None and self.uses_labels:
+            y = np.asarray(y).reshape(-1)
+            if y.dtype.kind in "iufb":
+                checks += self._label_checks(y, y.astype(np.int64), np, where)
+        for condition, message in checks:
+            if not condition:
+                raise ValueError(message)
 
     # ------------------------------------------------------------------------ compile
     def compile(self, optimizer="auto", discriminator_optimizer="auto", generator_optimizer="auto",
@@ -631,6 +658,11 @@ class LatentAutoencoder(keras.Model):
             config["discriminators"] = [keras.saving.deserialize_keras_object(d) for d in config["discriminators"]]
         config["prior"] = priors.from_config(config["prior"])
         return cls(**config)
+
+
+def _where(training):
+    """The tag of the in-graph checks' messages: "aae_keras[train]" or "aae_keras[test]"."""
+    return f"aae_keras[{'train' if training else 'test'}]"
 
 
 def _refuse_sample_weights(kwargs):

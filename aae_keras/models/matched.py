@@ -21,7 +21,7 @@ from keras import ops
 
 from aae_keras import backend, networks, priors
 from aae_keras import data as data_lib
-from aae_keras.models.base import REGULARIZERS, LatentAutoencoder, Slot
+from aae_keras.models.base import REGULARIZERS, LatentAutoencoder, Slot, _where
 
 __all__ = ["REGULARIZERS", "MatchedAutoencoder", "Slot"]
 
@@ -80,13 +80,17 @@ class MatchedAutoencoder(LatentAutoencoder):
         dtype = keras.backend.standardize_dtype(y.dtype)
         if not any(kind in dtype for kind in ("int", "float", "bool")):
             raise ValueError(f"Labels must be integer classes, got a tensor of dtype {dtype}; map them to 0..{self.num_classes - 1}.")
-        where = f"aae_keras[{'train' if training else 'test'}]"
         labels = ops.cast(y, "int32")
-        low = 0 if self.labels == "required" else -1
-        checks = [(ops.all(ops.logical_and(labels >= low, labels < self.num_classes)), f"{where}: labels_out_of_range")]
-        if "float" in dtype:
-            checks.insert(0, (ops.all(ops.equal(y, ops.round(y))), f"{where}: non_integer_labels"))
+        checks = self._label_checks(y, labels, ops, _where(training))
         return backend.current().checked(labels, checks)  # every use of the labels waits for the checks
+
+    def _label_checks(self, y, labels, xp, where):
+        """Labels are whole numbers (float labels) in range: -1..K-1, or 0..K-1 where required."""
+        low = 0 if self.labels == "required" else -1
+        checks = [(xp.all(xp.logical_and(labels >= low, labels < self.num_classes)), f"{where}: labels_out_of_range")]
+        if "float" in keras.backend.standardize_dtype(y.dtype):
+            checks.insert(0, (xp.all(xp.equal(y, xp.round(y))), f"{where}: non_integer_labels"))
+        return checks
 
     def _data_problems(self):
         low = -1 if self.labels != "required" else 0
