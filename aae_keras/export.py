@@ -62,6 +62,14 @@ def export_encoder(model, path, format=None, opset=17, overwrite=False):
 
 
 def _export(model, part, path, format, opset, overwrite):
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            f"Export (SavedModel, and ONNX through tf2onnx) runs on the TensorFlow backend; Keras runs on "
+            f"{keras.backend.backend()!r}. Save the model (model.save or save_to_preset) and export it from a "
+            "TensorFlow install: KERAS_BACKEND=tensorflow aae-keras export ... (the weights load on every backend)."
+        )
     path = os.fspath(path)
     format = _format(path, format)
     if not getattr(model, "built", False) or not getattr(model, part).built:

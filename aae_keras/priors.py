@@ -71,6 +71,7 @@ class Prior:
     @property
     def distribution(self):
         """This prior as a TensorFlow Probability distribution (TensorFlow backend only)."""
+        _need_tensorflow("prior.distribution is a TensorFlow Probability distribution")
         from aae_keras.backend import tensorflow
 
         return tensorflow.to_distribution(self._info)
@@ -356,17 +357,35 @@ def as_prior(prior):
     """
     if isinstance(prior, Prior):
         return prior
+    not_a_prior = TypeError(
+        f"A prior must be an aae_keras prior or a tfp.distributions.Distribution, got "
+        f"{type(prior).__name__}; build one with aae_keras.priors (gaussian, gaussian_mixture, uniform, ...)."
+    )
+    if not type(prior).__module__.startswith("tensorflow_probability"):
+        raise not_a_prior
     from aae_keras.backend import tensorflow
 
     if not tensorflow.is_distribution(prior):
-        raise TypeError(
-            f"A prior must be an aae_keras prior or a tfp.distributions.Distribution, got "
-            f"{type(prior).__name__}; build one with aae_keras.priors (gaussian, gaussian_mixture, uniform, ...)."
-        )
+        raise not_a_prior
     info = tensorflow.describe_distribution(prior)
     if info["kind"] == "sample_only":
+        _need_tensorflow(f"A {type(prior).__name__} prior (no parameter form here) is sampled through TensorFlow "
+                         "Probability")
         return DistributionPrior(prior, info["dim"])
     return from_description(info)
+
+
+def _need_tensorflow(what):
+    """A clear error unless Keras runs on TensorFlow: `what` needs it."""
+    import keras
+
+    name = keras.backend.backend()
+    if name != "tensorflow":
+        raise RuntimeError(
+            f"{what}, which needs the TensorFlow backend; Keras runs on {name!r}. Set KERAS_BACKEND=tensorflow, or "
+            "use an aae_keras prior (gaussian, gaussian_mixture, uniform, categorical, swiss_roll), which works on "
+            "every backend."
+        )
 
 
 def event_size(prior):

@@ -209,19 +209,19 @@ def fit_and_evaluate(settings, prior, dataset, labels):
 
     verbose = settings.verbose if settings.verbose is not None else (1 if sys.stdout.isatty() else 2)
     keras.utils.set_random_seed(settings.seed)
-    with distribute.get_strategy(settings.strategy).scope():
+    with distribute.get_strategy(settings.strategy).scope():  # on JAX a DataParallel must hold during fit too
         model = make_model(settings, dataset.image_shape, prior, dataset.num_classes)
-    fit_start = time.perf_counter()
-    model.fit(dataset.x_train, labels, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
-              verbose=verbose, callbacks=[callbacks.StopOnNonFinite()])
-    fit_seconds = time.perf_counter() - fit_start
-    results = {
-        "train": evaluate(model, dataset.x_train, labels, settings.batch_size),
-        "test": evaluate(model, dataset.x_test, dataset.y_test, settings.batch_size),
-        **code_metrics(model, dataset.x_test, dataset.y_test),
-        "epochs": settings.epochs,
-        "fit_seconds": fit_seconds,
-    }
+        fit_start = time.perf_counter()
+        model.fit(dataset.x_train, labels, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
+                  verbose=verbose, callbacks=[callbacks.StopOnNonFinite()])
+        fit_seconds = time.perf_counter() - fit_start
+        results = {
+            "train": evaluate(model, dataset.x_train, labels, settings.batch_size),
+            "test": evaluate(model, dataset.x_test, dataset.y_test, settings.batch_size),
+            **code_metrics(model, dataset.x_test, dataset.y_test),
+            "epochs": settings.epochs,
+            "fit_seconds": fit_seconds,
+        }
     return model, results
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import VARIANTS, tiny_model, tiny_variant, variant_labels
 
-from aae_keras import data, models, priors
+from aae_keras import data, export, models, priors
 
 MMD_LOGS = {"loss", "reconstruction", "regularizer"}
 ADVERSARIAL_LOGS = {"loss", "reconstruction", "discriminator_loss", "discriminator_accuracy", "generator_loss"}
@@ -178,3 +178,16 @@ def test_models_listed_here_cover_the_package():
     public = {getattr(models, name) for name in models.__all__ if isinstance(getattr(models, name), type)}
     bases = {models.LatentAutoencoder, models.MatchedAutoencoder}
     assert public - bases <= trained, public - bases - trained
+
+
+@pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="TensorFlow has what they need")
+def test_what_needs_tensorflow_says_so(tmp_path):
+    """Export (tf2onnx, SavedModel) and TensorFlow Probability priors name the backend to use."""
+    model = tiny_model("mmd")
+    with pytest.raises(RuntimeError, match="export it from a TensorFlow install: KERAS_BACKEND=tensorflow"):
+        export.export_decoder(model, tmp_path / "decoder.onnx")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError, match="needs the TensorFlow backend.*Set KERAS_BACKEND=tensorflow"):
+        priors.gaussian(2).distribution
+    with pytest.raises(TypeError, match="A prior must be an aae_keras prior"):
+        models.MMDAutoencoder(model.encoder, model.decoder, "gaussian")
