@@ -156,6 +156,7 @@ class PriorKernelMean:
 
     def __call__(self, z):
         """m_p(z) for a batch z [n, d]; returns [n]."""
+        z = ops.convert_to_tensor(z, "float32")
         if self.kind == "uniform":
             return self._uniform_mean(z)
         n = ops.shape(z)[0]

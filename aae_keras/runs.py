@@ -35,7 +35,7 @@ from typing import NamedTuple, Optional, Tuple
 from aae_keras import data, distribute, files
 
 __all__ = ["TrainSettings", "Run", "UsageError", "train", "prepare_training", "fit_and_evaluate", "make_prior",
-           "make_model", "training_labels", "code_metrics", "evaluate", "write_plots", "sample_seed",
+           "make_model", "training_labels", "code_metrics", "evaluate", "write_plots", "sample_seed", "hardware",
            "check_writable", "train_parser", "add_train_arguments", "add_data_arguments", "positive_int"]
 
 MODELS = ("mmd", "sample_mmd", "imq_mmd", "adversarial")
@@ -184,6 +184,7 @@ def train(settings):
     written = ["model.keras", "metrics.json", *write_plots(model, dataset, out, settings.seed)]
     results["seconds"] = time.perf_counter() - start
     results["args"] = dataclasses.asdict(settings)
+    results["hardware"] = hardware()
     with files.atomic_path(os.path.join(out, "metrics.json")) as tmp, open(tmp, "w") as f:
         json.dump(results, f, indent=2, allow_nan=False)
         f.write("\n")
@@ -344,6 +345,19 @@ def write_plots(model, dataset, out, seed):
     for figure in figures:
         draw[figure](os.path.join(out, f"{figure}.png"))
     return [f"{figure}.png" for figure in figures]
+
+
+def hardware():
+    """The Keras backend and the device a run trains on (recorded in metrics.json).
+
+    >>> sorted(hardware())
+    ['backend', 'device']
+    """
+    import keras
+
+    from aae_keras import backend
+
+    return {"backend": keras.backend.backend(), "device": backend.current().device_name()}
 
 
 def sample_seed(seed):

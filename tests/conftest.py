@@ -28,6 +28,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+# Tests of TensorFlow's own interfaces (TFP distributions, gradient tapes): skipped when the
+# README's test command reruns the backend-neutral files on JAX and PyTorch.
+tensorflow_only = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                                     reason="TensorFlow (Probability) interface: TensorFlow backend only")
+
+
 @pytest.fixture(scope="session")
 def digits():
     return data.load("digits")

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from conftest import tensorflow_only
+
 from aae_keras import priors
 
 
@@ -103,6 +105,7 @@ def test_sampling_is_stateless_and_seeded():
     priors.uniform(2, -1.0, [1.0, 3.0]),
     priors.categorical(4, [0.1, 0.2, 0.3, 0.4]),
 ], ids=["ring", "full_covariance", "gaussian", "uniform", "categorical"])
+@tensorflow_only
 def test_log_prob_and_tfp_round_trip(prior):
     z = np.asarray(prior.sample(50, seed=9))
     tfp_log_prob = np.asarray(prior.distribution.log_prob(z))
@@ -113,6 +116,7 @@ def test_log_prob_and_tfp_round_trip(prior):
             np.testing.assert_allclose(again[key], value, rtol=1e-6)
 
 
+@tensorflow_only
 def test_other_tfp_distributions_are_sampled_through_tfp():
     import tensorflow_probability as tfp
 
@@ -141,6 +145,7 @@ def test_importing_the_library_does_not_import_tfp():
     assert run.returncode == 0, run.stderr[-2000:]
 
 
+@tensorflow_only
 def test_a_users_tfp_prior_trains_saves_and_loads(tmp_path, digits):
     import keras
     from conftest import tiny_model

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import keras
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 
-__all__ = ["PhaseOptimizers", "categorical", "check_batches", "checked", "gather", "global_size", "group_optimizers", "kept_state", "normal",
+__all__ = ["PhaseOptimizers", "categorical", "check_batches", "checked", "device_name", "gather", "global_size", "group_optimizers", "kept_state", "normal",
            "num_replicas", "phase", "replica_slice", "run_step", "split", "step_logs", "uniform"]
 
 _STEPS = []  # the variable groups of the stateless steps being traced (innermost last)
@@ -203,6 +203,11 @@ def split(seed, count):
 def _key(seed):
     """A raw JAX key (uint32 [2]) from a [2] int32 seed, bit for bit."""
     return jax.lax.bitcast_convert_type(jnp.asarray(seed, jnp.int32), jnp.uint32)
+
+
+def device_name():
+    """The kind of device JAX trains on, e.g. "NVIDIA H100 80GB HBM3" or "cpu"."""
+    return jax.devices()[0].device_kind
 
 
 def num_replicas():

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "categorical", "check_batches", "checked", "describe_distribution", "gather", "global_size", "group_optimizers", "kept_state",
+    "categorical", "check_batches", "checked", "device_name", "describe_distribution", "gather", "global_size", "group_optimizers", "kept_state",
     "multi_worker", "normal", "num_replicas", "phase", "replica_slice", "run_step", "sample_distribution", "split",
     "step_logs", "to_distribution", "uniform",
 ]
@@ -74,6 +74,12 @@ def step_logs(results):
     if multi_worker():
         return {name: tf.reshape(value, [1]) for name, value in results.items()}
     return results
+
+
+def device_name():
+    """The first GPU's name TensorFlow sees, or "cpu"."""
+    gpus = tf.config.list_physical_devices("GPU")
+    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else "cpu"
 
 
 # ---------------------------------------------------------------------------- tf.distribute

@@ -2,8 +2,9 @@
 
 Keras runs a PyTorch train step eagerly, so `phase` is a plain `torch.autograd.grad` of the
 loss with respect to the phase's variables, applied by its optimizer, and a data check is a
-Python `if`. PyTorch has no stateless random numbers: a draw seeds a fresh `torch.Generator`
-from the [2] seed, so the same seed gives the same numbers on every run. One process trains
+Python `if`. PyTorch has no stateless random numbers: a draw seeds a numpy generator from the
+[2] seed (on the host, then moved to the training device), so the same seed gives the same
+numbers on every run. One process trains
 on one device here (`gather` and `replica_slice` are identities).
 
 Example:
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from keras.src.backend.torch.core import get_device
 
-__all__ = ["categorical", "check_batches", "checked", "gather", "global_size", "group_optimizers", "kept_state", "normal",
+__all__ = ["categorical", "check_batches", "checked", "device_name", "gather", "global_size", "group_optimizers", "kept_state", "normal",
            "num_replicas", "phase", "replica_slice", "run_step", "split", "step_logs", "uniform"]
 
 
@@ -68,6 +69,11 @@ def step_logs(results):
     return results
 
 
+def device_name():
+    """The device PyTorch trains on: the GPU's name, or "cpu"."""
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
 # ---------------------------------------------------------------------------------- replicas
 def num_replicas():
     return 1
@@ -88,35 +94,36 @@ def global_size(local_size):
 # ------------------------------------------------------------------------------- random draws
 def normal(shape, seed):
     """Standard normal float32 draws of `shape` from a stateless [2] seed."""
-    return torch.randn(_shape(shape), generator=_generator(seed), device=get_device(), dtype=torch.float32)
+    return _tensor(_rng(seed).standard_normal(_shape(shape), np.float32))
 
 
 def uniform(shape, seed):
     """U(0, 1) float32 draws of `shape` from a stateless [2] seed."""
-    return torch.rand(_shape(shape), generator=_generator(seed), device=get_device(), dtype=torch.float32)
+    return _tensor(_rng(seed).random(_shape(shape), np.float32))
 
 
 def categorical(logits, n, seed):
     """n int32 class indices drawn from `logits` [1, K]."""
-    logits = torch.as_tensor(np.asarray(logits, np.float32) if not isinstance(logits, torch.Tensor) else logits,
-                             device=get_device())
-    probs = torch.softmax(logits[0].float(), dim=-1)
-    return torch.multinomial(probs, int(n), replacement=True, generator=_generator(seed)).to(torch.int32)
+    logits = np.asarray(logits.detach().cpu() if isinstance(logits, torch.Tensor) else logits, np.float64)[0]
+    probs = np.exp(logits - logits.max())
+    return _tensor(_rng(seed).choice(len(probs), size=int(n), p=probs / probs.sum()).astype(np.int32))
 
 
 def split(seed, count):
     """`count` independent stateless seeds [count, 2] (int32) from one."""
-    return torch.randint(0, 2**31 - 1, (int(count), 2), generator=_generator(seed), device=get_device(),
-                         dtype=torch.int64).to(torch.int32)
+    return _tensor(_rng(seed).integers(0, 2**31 - 1, size=(int(count), 2), dtype=np.int32))
 
 
 def _shape(shape):
     return tuple(int(size) for size in shape)
 
 
-def _generator(seed):
-    """A fresh generator on the training device, seeded from the [2] seed's two parts."""
-    first, second = (int(part) for part in (seed.tolist() if isinstance(seed, torch.Tensor) else np.asarray(seed).tolist()))
-    generator = torch.Generator(device=get_device())
-    generator.manual_seed((first % 2**31) * 2**31 + (second % 2**31))
-    return generator
+def _rng(seed):
+    """A numpy generator seeded from both parts of the [2] seed (PyTorch's CPU generator would
+    keep only 32 bits of a combined seed)."""
+    parts = seed.tolist() if isinstance(seed, torch.Tensor) else np.asarray(seed).tolist()
+    return np.random.default_rng([int(part) % 2**31 for part in parts])
+
+
+def _tensor(array):
+    return torch.from_numpy(array).to(get_device())
