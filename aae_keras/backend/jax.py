@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import keras
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 
+from aae_keras.backend.global_batch import gather, global_size, num_replicas, replica_slice
+
 __all__ = ["PhaseOptimizers", "categorical", "check_batches", "checked", "device_name", "gather", "global_size", "group_optimizers", "kept_state", "normal",
            "num_replicas", "phase", "replica_slice", "run_step", "split", "step_logs", "uniform"]
 
@@ -208,25 +210,6 @@ def _key(seed):
 def device_name():
     """The kind of device JAX trains on, e.g. "NVIDIA H100 80GB HBM3" or "cpu"."""
     return jax.devices()[0].device_kind
-
-
-def num_replicas():
-    """1: under `keras.distribution` arrays are global and gradients are of the global loss."""
-    return 1
-
-
-def gather(x):
-    """The global batch: `x` itself (arrays are global under `keras.distribution`)."""
-    return x
-
-
-def replica_slice(x_global, local_size):
-    """The rows of the (global) batch: all of them."""
-    return x_global
-
-
-def global_size(local_size):
-    return local_size
 
 
 def checked(value, conditions):

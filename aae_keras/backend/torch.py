@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from keras.src.backend.torch.core import get_device
 
+from aae_keras.backend.global_batch import gather, global_size, num_replicas, replica_slice
+
 __all__ = ["categorical", "check_batches", "checked", "device_name", "gather", "global_size", "group_optimizers", "kept_state", "normal",
            "num_replicas", "phase", "replica_slice", "run_step", "split", "step_logs", "uniform"]
 
@@ -72,23 +74,6 @@ def step_logs(results):
 def device_name():
     """The device PyTorch trains on: the GPU's name, or "cpu"."""
     return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-
-
-# ---------------------------------------------------------------------------------- replicas
-def num_replicas():
-    return 1
-
-
-def gather(x):
-    return x
-
-
-def replica_slice(x_global, local_size):
-    return x_global
-
-
-def global_size(local_size):
-    return local_size
 
 
 # ------------------------------------------------------------------------------- random draws
