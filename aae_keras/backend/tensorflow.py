@@ -44,7 +44,9 @@ def phase(loss_fn, variables, optimizer):
     with tf.GradientTape() as tape:
         loss, logs = loss_fn()
         scaled = optimizer.scale_loss(loss / num_replicas())
-    optimizer.apply(tape.gradient(scaled, variables), variables)
+    grads = tape.gradient(scaled, variables)
+    with tf.control_dependencies([g for g in grads if g is not None]):  # no update (step count included)
+        optimizer.apply(grads, variables)                               # before the data checks pass
     return logs
 
 
@@ -59,11 +61,11 @@ def check_batches(data, check, training):
 
 
 def checked(value, conditions):
-    """`value`, once every (scalar bool tensor, message) of `conditions` holds; a failed check
-    raises an error whose text holds the message."""
+    """`value` (a tensor or a tuple of them), once every (scalar bool tensor, message) of
+    `conditions` holds; a failed check raises an error whose text holds the message."""
     asserts = [tf.debugging.Assert(condition, [message]) for condition, message in conditions]
     with tf.control_dependencies(asserts):
-        return tf.identity(value)
+        return tf.nest.map_structure(tf.identity, value)
 
 
 def step_logs(results):

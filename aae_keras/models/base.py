@@ -232,12 +232,8 @@ class LatentAutoencoder(keras.Model):
         return dict(data_lib.PROBLEMS)
 
     def _features(self, data, training=True):
-        """The images of a batch as float32, checked in the graph: finite, and in [0, 1] for the
-        BCE reconstruction. Sample weights are refused (the latent terms are batch statistics)."""
-        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        _refuse_sample_weights({"sample_weight": sample_weight})
-        x = ops.cast(x, "float32")
-        return backend.current().checked(x, self._image_checks(x, ops, _where(training)))
+        """The images of a batch as float32, checked (see `_inputs`)."""
+        return self._inputs(data, training)[0]
 
     def _image_checks(self, x, xp, where):
         """(condition, message) pairs a batch of images must pass, with `xp` = keras.ops (in the
@@ -353,9 +349,10 @@ class LatentAutoencoder(keras.Model):
         """Trainable weights of the model itself, updated in the reconstruction phase."""
         return []
 
-    def _labels(self, data, x, training):
-        """The batch's labels as int32 [n], -1 where missing (here: all; the variants read y)."""
-        return ops.full([ops.shape(x)[0]], -1, "int32")
+    def _labels(self, data, x):
+        """(the batch's labels as int32 [n], -1 where missing; the raw labels y to check, or None):
+        here all missing (the variants read y)."""
+        return ops.full([ops.shape(x)[0]], -1, "int32"), None
 
     def _network_sizes(self):
         """(encoder outputs, decoder inputs) this model needs."""
@@ -492,9 +489,17 @@ class LatentAutoencoder(keras.Model):
         return groups
 
     def _inputs(self, data, training=True):
-        """(x, labels) of a batch, both checked in the graph before any use."""
-        x = self._features(data, training=training)
-        return x, self._labels(data, x, training)
+        """(x, labels) of a batch as float32 images and int32 labels (-1: none), checked together in
+        the graph before any use, so no phase runs on a batch that fails a check: the images are
+        finite (and in [0, 1] for BCE), the labels in range. Sample weights are refused (the
+        latent terms are batch statistics)."""
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        _refuse_sample_weights({"sample_weight": sample_weight})
+        x = ops.cast(x, "float32")
+        labels, y = self._labels(data, x)
+        where = _where(training)
+        checks = self._image_checks(x, ops, where) + ([] if y is None else self._label_checks(y, labels, ops, where))
+        return backend.current().checked((x, labels), checks)
 
     # ------------------------------------------------------------------------ training pieces
     def reconstruction_loss(self, x, x_hat):

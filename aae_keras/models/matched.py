@@ -19,9 +19,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from aae_keras import backend, networks, priors
+from aae_keras import networks, priors
 from aae_keras import data as data_lib
-from aae_keras.models.base import REGULARIZERS, LatentAutoencoder, Slot, _where
+from aae_keras.models.base import REGULARIZERS, LatentAutoencoder, Slot
 
 __all__ = ["REGULARIZERS", "MatchedAutoencoder", "Slot"]
 
@@ -68,21 +68,19 @@ class MatchedAutoencoder(LatentAutoencoder):
         return f" ({self.count_name}={self.num_classes}); {type(self).__name__}.create builds matching networks"
 
     # ------------------------------------------------------------------------------- labels
-    def _labels(self, data, x, training):
-        """The labels y of a batch as int32 [n], -1 where missing; checked in the graph (whole
-        numbers, in range) before any use."""
+    def _labels(self, data, x):
+        """(the labels y of a batch as int32 [n], -1 where missing; y itself, checked by
+        `_label_checks`: whole numbers, in range)."""
         _, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         if y is None or self.labels == "none":
             if self.labels == "required":
                 raise ValueError(f"{type(self).__name__} trains on labeled data: call fit(x, y).")
-            return super()._labels(data, x, training)
+            return super()._labels(data, x)
         y = ops.reshape(y, [-1])
         dtype = keras.backend.standardize_dtype(y.dtype)
         if not any(kind in dtype for kind in ("int", "float", "bool")):
             raise ValueError(f"Labels must be integer classes, got a tensor of dtype {dtype}; map them to 0..{self.num_classes - 1}.")
-        labels = ops.cast(y, "int32")
-        checks = self._label_checks(y, labels, ops, _where(training))
-        return backend.current().checked(labels, checks)  # every use of the labels waits for the checks
+        return ops.cast(y, "int32"), y
 
     def _label_checks(self, y, labels, xp, where):
         """Labels are whole numbers (float labels) in range: -1..K-1, or 0..K-1 where required."""
