@@ -1,6 +1,7 @@
 """Models move between backends: trained and saved (`.keras` and `save_to_preset`) on JAX or
 PyTorch, they load on TensorFlow with the same outputs, keep every optimizer's state, train on
-and export to ONNX; saved on TensorFlow, they load on JAX and PyTorch with the same outputs.
+and export to ONNX, and load on the other of the two; saved on TensorFlow, they load on JAX and
+PyTorch with the same outputs.
 
 The other backend runs in a subprocess (Keras picks its backend once per process); this process
 is the TensorFlow one.
@@ -74,12 +75,15 @@ def _same(a, b):
     return max(float(np.max(np.abs(a[k] - b[k]))) for k in ("codes", "images"))
 
 
-@pytest.mark.parametrize("source", ["jax", "torch"])
-def test_saved_on_another_backend_loads_trains_and_exports_here(tmp_path, source):
+@pytest.mark.parametrize("source,third", [("jax", "torch"), ("torch", "jax")])
+def test_saved_on_another_backend_loads_trains_and_exports_here(tmp_path, source, third):
+    """Saved on `source`: loads on TensorFlow (here) and on `third` with the same outputs."""
     assert keras.backend.backend() == "tensorflow"
     _run(source, tmp_path, "save")
+    _run(third, tmp_path, "load")
     for name in MODELS:
         there = dict(np.load(tmp_path / f"{name}_save_{source}.npz"))
+        assert _same(dict(np.load(tmp_path / f"{name}_load_{third}.npz")), there) < 1e-5, name
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = keras.saving.load_model(tmp_path / f"{name}.keras")
