@@ -66,8 +66,8 @@ def test_estimator_is_unbiased():
     z_big = np.asarray(q.sample(1_000_000, seed=(7, 7)), np.float32)
     e_qp = np.mean(np.concatenate([np.asarray(reg.kernel_mean(c)) for c in np.split(z_big, 20)]))
     truth = e_qq - 2 * e_qp + reg.kernel_mean.self_mean
-    batches = np.asarray(q.sample(2000 * 50, seed=(8, 8)), np.float32).reshape(2000, 50, 2)
-    estimates = np.array([float(reg(b)) for b in batches])
+    batches = keras.ops.reshape(q.sample(2000 * 50, seed=(8, 8)), (2000, 50, 2))
+    estimates = np.asarray(keras.ops.convert_to_numpy(keras.ops.vectorized_map(reg, batches)), np.float64)
     stderr = estimates.std() / np.sqrt(len(estimates))
     assert truth > 0.01
     assert abs(estimates.mean() - truth) < 3 * stderr + 2e-4
