@@ -1,5 +1,7 @@
 """Every model and matcher on the active Keras backend: the README's test command runs this file
-under TensorFlow (with the whole suite), then again with KERAS_BACKEND=jax and KERAS_BACKEND=torch.
+under TensorFlow (with the whole suite), then again with KERAS_BACKEND=jax and KERAS_BACKEND=torch
+(with test_priors.py; test_regularizers.py reruns on PyTorch, whose tensors refuse numpy constants:
+on JAX the same jnp maths runs, and tests/test_core.py compares its closed-form MMD with TensorFlow's).
 
 The same tests pass on all three (PyTorch skips `steps_per_execution`, which Keras's PyTorch
 trainer refuses).
