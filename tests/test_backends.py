@@ -120,7 +120,7 @@ def test_steps_per_execution_runs_the_same_steps(batch):
     """compile(steps_per_execution=4) trains the same weights as one step per call."""
     if keras.backend.backend() == "torch":
         pytest.skip("Keras's PyTorch trainer runs one step per call (steps_per_execution must be 1)")
-    x = batch[0][:128]
+    x = batch[0][:160]  # 5 steps: one group of 4, then one step
     one = tiny_model("adversarial")
     one.fit(x, epochs=1, batch_size=32, shuffle=False, verbose=0)
     four = tiny_model("adversarial")

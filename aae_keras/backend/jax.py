@@ -22,6 +22,7 @@ Example:
 """
 
 import contextlib
+import itertools
 import types
 
 import jax
@@ -31,8 +32,11 @@ from keras.src.backend.common.stateless_scope import get_stateless_scope
 
 from aae_keras.backend.global_batch import gather, global_size, num_replicas, replica_slice
 
-__all__ = ["PhaseOptimizers", "categorical", "check_batches", "checked", "device_name", "gather", "global_size", "group_optimizers", "kept_state", "normal",
-           "num_replicas", "phase", "replica_slice", "run_step", "split", "step_logs", "uniform"]
+__all__ = [
+    "PhaseOptimizers", "categorical", "check_batches", "checked", "device_name", "fuse_steps", "gather",
+    "global_size", "group_optimizers", "kept_state", "normal", "num_replicas", "phase", "replica_slice",
+    "run_step", "split", "step_logs", "uniform",
+]
 
 _STEPS = []  # the variable groups of the stateless steps being traced (innermost last)
 
@@ -79,6 +83,44 @@ def phase(loss_fn, variables, optimizer):
     for v, value in [*zip(written, updated), *zip(variables, new_values), *zip(optimizer.variables, new_state)]:
         scope.add_update((v, value))
     return logs
+
+
+def fuse_steps(model):
+    """With `compile(steps_per_execution=K)`, make `model.train_function` run K steps in one
+    jitted call (`jax.lax.scan` over the K batches stacked), where Keras's JAX trainer calls the
+    jitted step K times from Python; a shorter or ragged group (an epoch's end) runs step by step.
+    Nothing changes under `keras.distribution` (the trainer shards each batch itself) or with
+    `run_eagerly` / `jit_compile=False`."""
+    steps = int(model.steps_per_execution or 1)
+    if (steps == 1 or model.run_eagerly or not model.jit_compile or getattr(model.train_function, "fused", False)
+            or keras.distribution.distribution() is not None):
+        return
+
+    def one(state, batch):
+        return type(model).train_step(model, state, batch)
+
+    def step(state, batch):  # lax.scan's body: (carry, output)
+        logs, state = one(state, batch)
+        return state, logs
+
+    def scanned(state, batches):
+        state, logs = jax.lax.scan(step, state, batches)
+        return jax.tree_util.tree_map(lambda values: values[-1], logs), state  # the last step's logs
+
+    one_jit, scanned_jit = jax.jit(one, donate_argnums=0), jax.jit(scanned, donate_argnums=0)
+
+    def train_function(state, iterator):
+        batches = list(itertools.islice(iterator, steps))
+        if not batches:
+            raise StopIteration
+        if len(batches) == steps and len({str(jax.tree_util.tree_map(jnp.shape, batch)) for batch in batches}) == 1:
+            return scanned_jit(state, jax.tree_util.tree_map(lambda *parts: jnp.stack(parts), *batches))
+        for batch in batches:
+            logs, state = one_jit(state, batch)
+        return logs, state
+
+    train_function.fused = True
+    model.train_function = train_function
 
 
 @contextlib.contextmanager

@@ -18,9 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "categorical", "check_batches", "checked", "device_name", "describe_distribution", "gather", "global_size", "group_optimizers", "kept_state",
-    "multi_worker", "normal", "num_replicas", "phase", "replica_slice", "run_step", "sample_distribution", "split",
-    "step_logs", "to_distribution", "uniform",
+    "categorical", "check_batches", "checked", "describe_distribution", "device_name", "fuse_steps",
+    "gather", "global_size", "group_optimizers", "kept_state", "multi_worker", "normal", "num_replicas",
+    "phase", "replica_slice", "run_step", "sample_distribution", "split", "step_logs", "to_distribution",
+    "uniform",
 ]
 
 
@@ -48,6 +49,10 @@ def phase(loss_fn, variables, optimizer):
     with tf.control_dependencies([g for g in grads if g is not None]):  # no update (step count included)
         optimizer.apply(grads, variables)                               # before the data checks pass
     return logs
+
+
+def fuse_steps(model):
+    """Nothing: this backend's trainer runs `steps_per_execution` steps its own way."""
 
 
 def kept_state(model):

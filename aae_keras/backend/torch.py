@@ -21,8 +21,11 @@ from keras.src.backend.torch.core import get_device
 
 from aae_keras.backend.global_batch import gather, global_size, num_replicas, replica_slice
 
-__all__ = ["categorical", "check_batches", "checked", "device_name", "gather", "global_size", "group_optimizers", "kept_state", "normal",
-           "num_replicas", "phase", "replica_slice", "run_step", "split", "step_logs", "uniform"]
+__all__ = [
+    "categorical", "check_batches", "checked", "device_name", "fuse_steps", "gather", "global_size",
+    "group_optimizers", "kept_state", "normal", "num_replicas", "phase", "replica_slice", "run_step",
+    "split", "step_logs", "uniform",
+]
 
 
 # ------------------------------------------------------------------------------ training steps
@@ -46,6 +49,10 @@ def phase(loss_fn, variables, optimizer):
 def group_optimizers(primary, members, groups):
     """`model.optimizer`: the reconstruction optimizer (the trainer applies no other here)."""
     return primary
+
+
+def fuse_steps(model):
+    """Nothing: this backend's trainer runs `steps_per_execution` steps its own way."""
 
 
 def kept_state(model):

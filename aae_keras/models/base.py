@@ -395,6 +395,11 @@ class LatentAutoencoder(keras.Model):
         """The held-out logs of one batch: `test_step(data)`, or `test_step(state, data)` on JAX."""
         return backend.current().run_step(self, self._test_logs, *args)
 
+    def make_train_function(self, force=False):
+        """Keras's train function; on JAX with `steps_per_execution` > 1, one jitted call per K steps."""
+        super().make_train_function(force)
+        backend.current().fuse_steps(self)
+
     def _train_phases(self, data):
         x, labels = self._inputs(data)
         step, phase, groups = self.optimizer.iterations, backend.current().phase, self._optimizer_groups()
