@@ -12,10 +12,10 @@ Example:
     [3]
 """
 
-import contextlib
-
 import numpy as np
 import tensorflow as tf
+
+from aae_keras.backend.stateful import check_batches, fuse_steps, group_optimizers, kept_state, run_step
 
 __all__ = [
     "categorical", "check_batches", "checked", "describe_distribution", "device_name", "fuse_steps",
@@ -26,16 +26,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------ training steps
-def run_step(model, step_fn, data):
-    """`step_fn(data)`: Keras's TensorFlow trainer calls `train_step(data)` inside a tf.function."""
-    return step_fn(data)
-
-
-def group_optimizers(primary, members, groups):
-    """`model.optimizer`: the reconstruction optimizer (each phase applies its own)."""
-    return primary
-
-
 def phase(loss_fn, variables, optimizer):
     """One training phase: `loss_fn()` returns (loss, logs); the loss's gradient with respect to
     `variables` is applied by `optimizer`; returns logs.
@@ -49,20 +39,6 @@ def phase(loss_fn, variables, optimizer):
     with tf.control_dependencies([g for g in grads if g is not None]):  # no update (step count included)
         optimizer.apply(grads, variables)                               # before the data checks pass
     return logs
-
-
-def fuse_steps(model):
-    """Nothing: this backend's trainer runs `steps_per_execution` steps its own way."""
-
-
-def kept_state(model):
-    """A context that changes nothing: a failed step leaves the variables as they were."""
-    return contextlib.nullcontext()
-
-
-def check_batches(data, check, training):
-    """`data` unchanged: the checks run inside the step (`checked`)."""
-    return data
 
 
 def checked(value, conditions):

@@ -13,13 +13,12 @@ Example:
     (2, 3)
 """
 
-import contextlib
-
 import numpy as np
 import torch
 from keras.src.backend.torch.core import get_device
 
 from aae_keras.backend.global_batch import gather, global_size, num_replicas, replica_slice
+from aae_keras.backend.stateful import check_batches, fuse_steps, group_optimizers, kept_state, run_step
 
 __all__ = [
     "categorical", "check_batches", "checked", "device_name", "fuse_steps", "gather", "global_size",
@@ -29,11 +28,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------ training steps
-def run_step(model, step_fn, data):
-    """`step_fn(data)`: Keras's PyTorch trainer calls `train_step(data)` eagerly."""
-    return step_fn(data)
-
-
 def phase(loss_fn, variables, optimizer):
     """One training phase: `loss_fn()` returns (loss, logs); the loss's gradient with respect
     to `variables` is applied by `optimizer`; returns logs (detached)."""
@@ -44,25 +38,6 @@ def phase(loss_fn, variables, optimizer):
     with torch.no_grad():
         optimizer.apply(grads, variables)
     return {name: value.detach() if isinstance(value, torch.Tensor) else value for name, value in logs.items()}
-
-
-def group_optimizers(primary, members, groups):
-    """`model.optimizer`: the reconstruction optimizer (the trainer applies no other here)."""
-    return primary
-
-
-def fuse_steps(model):
-    """Nothing: this backend's trainer runs `steps_per_execution` steps its own way."""
-
-
-def kept_state(model):
-    """A context that changes nothing: a failed step leaves the variables as they were."""
-    return contextlib.nullcontext()
-
-
-def check_batches(data, check, training):
-    """`data` unchanged: the checks run inside the (eager) step (`checked`)."""
-    return data
 
 
 def checked(value, conditions):
