@@ -138,11 +138,13 @@ def labeled_part_alone(x, labels, seed=0):
     return classifier
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("regularizer", ["mmd", "adversarial"])
 def test_semi_supervised_beats_the_labeled_part_alone(digits, regularizer):
     """10% of digits labels (144): the semi-supervised model beats its encoder trained on them alone.
 
-    benchmarks/digits_family.py measures seeds 0-2 (see the README); seed 0 here.
+    benchmarks/digits_family.py measures seeds 0-2 (see the README); seed 0 here. About 20 s
+    each on 2 cores, so opt-in (--run-large).
     """
     labels = data.keep_labels(digits.y_train, 144, seed=0)
     model = tiny_variant("semi_supervised", regularizer, hidden=(256, 256), weight=100.0)
