@@ -4,7 +4,8 @@ under TensorFlow (with the whole suite), then again with KERAS_BACKEND=jax and K
 on JAX the same jnp maths runs, and tests/test_core.py compares its closed-form MMD with TensorFlow's).
 
 The same tests pass on all three (PyTorch skips `steps_per_execution`, which Keras's PyTorch
-trainer refuses).
+trainer refuses; TensorFlow skips the train-every-model tests, which test_models.py and
+test_variants.py make there).
 """
 
 import keras
@@ -71,12 +72,19 @@ def _check_uses(model, x, y=None):
     assert model.sample(3, seed=1).shape == (3, 8, 8)
 
 
+# On TensorFlow, tests/test_models.py and tests/test_variants.py train every model and matcher.
+other_backends_only = pytest.mark.skipif(keras.backend.backend() == "tensorflow",
+                                         reason="covered on TensorFlow by test_models.py and test_variants.py")
+
+
+@other_backends_only
 @pytest.mark.parametrize("name", CORE)
 def test_core_models_train_and_are_used(batch, name):
     kind, kwargs = CORE[name]
     _check_uses(tiny_model(kind, **kwargs), batch[0])
 
 
+@other_backends_only
 @pytest.mark.parametrize("regularizer", ["mmd", "adversarial"])
 @pytest.mark.parametrize("name", VARIANTS)
 def test_the_paper_family_trains_and_is_used(batch, name, regularizer):

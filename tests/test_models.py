@@ -15,6 +15,7 @@ def _entropy_floor(x):
     return float(np.mean(np.sum(-(p * np.log(p) + (1 - p) * np.log(1 - p)), axis=(1, 2))))
 
 
+@pytest.mark.large
 @pytest.mark.parametrize(
     "kind,kwargs,floor",
     [("mmd", {"weight": 100.0}, 0.75), ("adversarial", {}, 0.65)],
