@@ -51,6 +51,7 @@ PRIORS = ("ring", "gaussian", "mixture", "uniform", "swiss_roll")
 TWO_D_PRIORS = ("ring", "swiss_roll")
 NETWORKS = ("mlp", "conv")
 REGULARIZERS = ("mmd", "adversarial")  # of the paper's variants
+SCHEDULES = ("joint", "paper")  # the adversarial models' (models.base.SCHEDULES; runs imports no Keras)
 DEFAULT_EPOCHS = {"digits": 200, "mnist": 20, "fashion_mnist": 20}
 MODE_RADIUS = 1.5  # a test code "sits on a mode" when it is this close to a mixture mean
 NUM_SAMPLES = 100  # decoded prior samples in samples.png
@@ -85,6 +86,7 @@ class TrainSettings:
     network: str = "mlp"
     hidden: Tuple[int, ...] = (256, 256)
     weight: float = 100.0
+    schedule: Optional[str] = None
     lr: float = 1e-3
     strategy: str = "auto"
     seed: int = 0
@@ -127,6 +129,9 @@ class TrainSettings:
                 "use --model semi_supervised."
             )
         regularizer = self.regularizer or ("mmd" if variant else None)
+        if self.schedule is not None and "adversarial" not in (self.model, regularizer):
+            raise UsageError("--schedule applies to adversarial models (--model adversarial, or a variant with "
+                             "--regularizer adversarial).")
         prior = self.prior or (VARIANTS[self.model][1] if variant else "ring")
         if self.model == "label_conditioned" and prior not in ("ring", "mixture"):
             raise UsageError("--model label_conditioned needs a mixture prior: --prior ring or mixture.")
@@ -246,6 +251,7 @@ def make_model(settings, image_shape, prior, num_classes=10):
 
     from aae_keras import models, networks
 
+    schedule = {"schedule": settings.schedule} if settings.schedule else {}
     if settings.model in VARIANTS:
         unlabeled = settings.model in DEFAULT_CLUSTERS and not settings.labels
         count = settings.clusters or (DEFAULT_CLUSTERS[settings.model] if unlabeled else num_classes)
@@ -253,14 +259,14 @@ def make_model(settings, image_shape, prior, num_classes=10):
         model = getattr(models, VARIANTS[settings.model][0]).create(
             image_shape, prior, count, network=settings.network, hidden=settings.hidden,
             regularizer=settings.regularizer, weight=settings.weight, discriminator_hidden=settings.hidden,
-            seed=settings.seed, **kwargs,
+            seed=settings.seed, **kwargs, **schedule,
         )
     else:
         encoder, decoder, discriminator = networks.build(
             settings.network, image_shape, settings.latent_dim, hidden=settings.hidden
         )
         if settings.model == "adversarial":
-            model = models.AdversarialAutoencoder(encoder, decoder, discriminator, prior, seed=settings.seed)
+            model = models.AdversarialAutoencoder(encoder, decoder, discriminator, prior, seed=settings.seed, **schedule)
         else:
             model = models.MMDAutoencoder(
                 encoder, decoder, prior, regularizer=settings.model, weight=settings.weight, seed=settings.seed
@@ -456,6 +462,9 @@ def add_train_arguments(parser):
     parser.add_argument("--weight", type=float, default=default.weight,
                         help="weight of the MMD term (mmd models, and variants with --regularizer mmd; "
                         "default: %(default)s)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default=default.schedule,
+                        help="adversarial models: joint (the default: one encoder/decoder update on reconstruction "
+                        "+ generator loss, one discriminator update) or paper (three phases)")
     parser.add_argument("--lr", type=float, default=default.lr, help="Adam learning rate; for the AAE, of the "
                         "reconstruction phase (its discriminator and generator use Adam(5e-4, beta_1=0.5)) "
                         "(default: %(default)s)")

@@ -8,6 +8,10 @@ import os
 import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# XLA compiles each tiny test model's steps for seconds: the suite trains without it (Keras's
+# own default on CPU, here and in the processes tests start), except tests marked `xla`, which
+# run the library's default (XLA on TensorFlow). AAE_KERAS_TEST_XLA=1 runs every test with it.
+os.environ["AAE_KERAS_XLA"] = os.environ.get("AAE_KERAS_TEST_XLA", "0")
 
 import keras
 import pytest
@@ -17,6 +21,12 @@ from aae_keras import data, models, networks, priors
 
 def pytest_addoption(parser):
     parser.addoption("--run-large", action="store_true", help="also run @pytest.mark.large tests")
+
+
+@pytest.fixture(autouse=True)
+def _xla_where_marked(request, monkeypatch):
+    if request.node.get_closest_marker("xla"):
+        monkeypatch.setenv("AAE_KERAS_XLA", "1")
 
 
 def pytest_collection_modifyitems(config, items):

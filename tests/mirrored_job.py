@@ -19,7 +19,8 @@ from aae_keras import distribute  # noqa: E402
 VARIANTS = {
     "mmd": dict(kind="mmd"),
     "sample_mmd": dict(kind="mmd", regularizer="sample_mmd"),
-    "adversarial": dict(kind="adversarial", posterior="gaussian", instance_noise=0.1, discriminator_steps=2),
+    "adversarial": dict(kind="adversarial", schedule="paper", posterior="gaussian", instance_noise=0.1,
+                        discriminator_steps=2),
 }
 FAMILY = {  # the paper's variants, with half of the labels hidden where labels are used
     f"{name}-{regularizer}": (name, regularizer)

@@ -30,7 +30,8 @@ VARIANTS = {
     "mmd": dict(kind="mmd"),
     # Gaussian posterior, instance noise and two discriminator steps: every stateless draw
     # (reparameterization, prior samples, noise) is taken for the global batch and sliced.
-    "adversarial": dict(kind="adversarial", posterior="gaussian", instance_noise=0.1, discriminator_steps=2),
+    "adversarial": dict(kind="adversarial", schedule="paper", posterior="gaussian", instance_noise=0.1,
+                        discriminator_steps=2),
 }
 
 

@@ -24,8 +24,8 @@ CORE = {  # id -> (kind, keywords of tiny_model)
     "sample_mmd": ("mmd", {"regularizer": "sample_mmd"}),
     "imq_mmd_swiss_roll": ("mmd", {"regularizer": "imq_mmd", "prior": priors.swiss_roll()}),
     "adversarial": ("adversarial", {}),
-    "adversarial_options": ("adversarial", {"posterior": "gaussian", "instance_noise": 0.1, "label_smoothing": 0.1,
-                                            "discriminator_steps": 2}),
+    "adversarial_options": ("adversarial", {"schedule": "paper", "posterior": "gaussian", "instance_noise": 0.1,
+                                            "label_smoothing": 0.1, "discriminator_steps": 2}),
 }
 
 

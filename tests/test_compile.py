@@ -14,15 +14,17 @@ RELEASE_0_1 = Path(__file__).parent / "data" / "release_0_1"  # written by the 0
 MODELS = {
     "mmd": lambda: tiny_model("mmd"),
     "adversarial": lambda: tiny_model("adversarial"),
+    "adversarial_paper": lambda: tiny_model("adversarial", schedule="paper"),
     "semi_supervised_mmd": lambda: tiny_variant("semi_supervised"),
     "semi_supervised_adversarial": lambda: tiny_variant("semi_supervised", "adversarial"),
     "clustering": lambda: tiny_variant("clustering"),
 }
 USES = {
     "mmd": {"optimizer"},
-    "adversarial": {"optimizer", "discriminator_optimizer", "generator_optimizer"},
+    "adversarial": {"optimizer", "discriminator_optimizer"},  # the joint schedule
+    "adversarial_paper": {"optimizer", "discriminator_optimizer", "generator_optimizer"},
     "semi_supervised_mmd": {"optimizer", "classifier_optimizer"},
-    "semi_supervised_adversarial": {"optimizer", "discriminator_optimizer", "generator_optimizer", "classifier_optimizer"},
+    "semi_supervised_adversarial": {"optimizer", "discriminator_optimizer", "classifier_optimizer"},
     "clustering": {"optimizer"},
 }
 ALL = ("optimizer", "discriminator_optimizer", "generator_optimizer", "classifier_optimizer")

@@ -96,7 +96,8 @@ def small(digits):
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_variant_takes_the_adversarial_options_and_keeps_them(name, small, tmp_path):
     x, y = small
-    model = tiny_variant(name, "adversarial", instance_noise=0.1, label_smoothing=0.1, discriminator_steps=2)
+    model = tiny_variant(name, "adversarial", schedule="paper", instance_noise=0.1, label_smoothing=0.1,
+                         discriminator_steps=2)
     assert all(isinstance(m, matchers.Adversary) and m.instance_noise == 0.1 and m.label_smoothing == 0.1
                for m in model.matchers)
     history = model.fit(x, variant_labels(name, y), epochs=1, batch_size=50, verbose=0)
@@ -112,7 +113,7 @@ def test_discriminator_steps_and_noise_change_training(small):
     x, _ = small
     weights = {}
     for options in ({}, {"discriminator_steps": 3}, {"instance_noise": 0.5}, {"label_smoothing": 0.2}):
-        model = tiny_variant("clustering", "adversarial", **options)
+        model = tiny_variant("clustering", "adversarial", schedule="paper", **options)
         model.fit(x, epochs=1, batch_size=50, verbose=0, shuffle=False)
         weights[str(options)] = model.discriminators[0].get_weights()[0]
     base = weights.pop("{}")

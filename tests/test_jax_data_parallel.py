@@ -26,7 +26,7 @@ assert len(jax.devices()) == 2, jax.devices()
 x = np.random.default_rng(0).uniform(size=(256, 8, 8)).astype("float32")
 builders = {{
     "closed_form_mmd": (lambda: tiny_model("mmd"), None),
-    "adversarial": (lambda: tiny_model("adversarial", instance_noise=0.1, discriminator_steps=2), None),
+    "adversarial": (lambda: tiny_model("adversarial", schedule="paper", instance_noise=0.1, discriminator_steps=2), None),
 }}
 found, devices = {{}}, []
 for name, (build, labels) in builders.items():

@@ -74,7 +74,7 @@ def test_fit_logs_per_example_metrics_and_sampling_api():
     mmd = tiny_model("mmd")
     logs = mmd.fit(x, epochs=1, batch_size=50, verbose=0, validation_data=(x,)).history
     assert {"loss", "reconstruction", "regularizer", "val_reconstruction", "val_regularizer"} <= set(logs)
-    aae = tiny_model("adversarial", discriminator_steps=3)
+    aae = tiny_model("adversarial", schedule="paper", discriminator_steps=3)
     logs = aae.fit(x, epochs=1, batch_size=50, verbose=0).history
     assert {"reconstruction", "discriminator_loss", "discriminator_accuracy", "generator_loss"} <= set(logs)
     assert 0.0 <= logs["discriminator_accuracy"][0] <= 1.0

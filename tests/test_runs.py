@@ -38,10 +38,23 @@ def test_settings_defaults_are_the_train_flags_defaults():
     (runs.TrainSettings(model="supervised", clusters=3), "--clusters applies to clustering and dim_reduction"),
     (runs.TrainSettings(model="vae"), "model 'vae' is not one of: mmd, sample_mmd"),
     (runs.TrainSettings(prior="banana"), "prior 'banana' is not one of"),
+    (runs.TrainSettings(model="mmd", schedule="paper"), "--schedule applies to adversarial models"),
 ])
 def test_settings_that_do_not_fit_together(settings, message):
     with pytest.raises(runs.UsageError, match=message):
         settings.checked()
+
+
+def test_the_schedule_flag_reaches_the_adversarial_models():
+    from aae_keras.models import base
+
+    assert runs.SCHEDULES == base.SCHEDULES
+    for argv, schedule in ((["--model", "adversarial", "--schedule", "paper"], "paper"), (["--model", "adversarial"], "joint"),
+                           (["--model", "clustering", "--regularizer", "adversarial", "--schedule", "paper"], "paper")):
+        settings = runs.TrainSettings.from_argv([*argv, "--hidden", "8"]).checked()
+        model = runs.make_model(settings, (8, 8), runs.make_prior(settings.prior, settings.latent_dim))
+        assert model.schedule == schedule
+        assert (model.generator_optimizer is not None) == (schedule == "paper")
 
 
 def test_train_from_python_returns_the_run(tmp_path, capsys):

@@ -6,13 +6,16 @@ backend's own API live in one module per backend (`aae_keras/backend/<name>.py`)
 
 - `run_step(model, step_fn, *args)`: the model's train or test step, `step_fn(data)`, as the
   backend's trainer calls it (on JAX: `train_step(state, data)`, run statelessly);
-- `phase(loss_fn, variables, optimizer)`: one optimizer update of `variables` on the loss
-  `loss_fn()` returns with its logs (the training phases of every model are written with it);
+- `phases(loss_fn, updates)`: optimizer updates from one forward pass, one loss per
+  (variables, optimizer) of `updates`, every gradient taken before any update (the training
+  phases of every model are written with it, or with `phase` here for a single update);
 - `group_optimizers(primary, members, groups)`: `model.optimizer` (on JAX, all the phases'
   optimizers as one, so the trainer's state carries them);
 - `gather`, `replica_slice`, `global_size`: the global batch across data-parallel replicas;
-- `checked(value, conditions)`: in-graph data checks; `step_logs(results)`: logs as the
-  trainer reduces them;
+- `checked(value, conditions)`: in-graph data checks, where `checks_in_step(model)`; else
+  `check_batches(data, model, training)` checks the batches before the step;
+  `step_logs(results)`: logs as the trainer reduces them; `jit_default(model)`: what
+  `jit_compile="auto"` means;
 - stateless random draws from a [2] integer seed (`normal`, `uniform`, `categorical`, `split`:
   the same numbers on every replica and every run), and TensorFlow Probability in and out.
 
@@ -29,7 +32,7 @@ import importlib
 
 import numpy as np
 
-__all__ = ["current", "replica_normal", "to_seed"]
+__all__ = ["current", "phase", "replica_normal", "to_seed"]
 
 _SUPPORTED = ("tensorflow", "jax", "torch")
 
@@ -45,6 +48,16 @@ def current():
             "set KERAS_BACKEND to one of them."
         )
     return importlib.import_module(f"aae_keras.backend.{name}")
+
+
+def phase(loss_fn, variables, optimizer):
+    """One optimizer update: `loss_fn()` returns (loss, logs); the loss's gradient with respect
+    to `variables` is applied by `optimizer`; returns logs (`phases` with one update)."""
+    def losses():
+        loss, logs = loss_fn()
+        return [loss], logs
+
+    return current().phases(losses, [(variables, optimizer)])
 
 
 def to_seed(seed):

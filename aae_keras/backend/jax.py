@@ -3,8 +3,8 @@
 Keras's JAX trainer calls `train_step(state, data)` with the model's variables emptied and their
 values in `state` (trainable, non-trainable, optimizer, metrics), and threads only
 `model.optimizer.variables` through it. `run_step` opens a `keras.StatelessScope` over the
-whole state and runs the model's phases in it; each `phase` takes `jax.value_and_grad` of its
-loss over the variables it trains (an inner scope maps every other variable to its current
+whole state and runs the model's phases in it; `phases` takes `jax.vjp` of its losses over the
+variables they train (an inner scope maps every other variable to its current
 value: a scope does not fall back to an enclosing one) and applies the gradients with its
 optimizer's `stateless_apply`, writing the new values back into the step's scope. The
 optimizers of every phase travel in the trainer's state as one `PhaseOptimizers` group set as
@@ -23,18 +23,19 @@ Example:
 
 import contextlib
 import itertools
-import types
 
 import jax
 import jax.numpy as jnp
 import keras
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 
+from aae_keras.backend import host_checks
 from aae_keras.backend.global_batch import gather, global_size, num_replicas, replica_slice
+from aae_keras.backend.stateful import jit_default
 
 __all__ = [
-    "PhaseOptimizers", "categorical", "check_batches", "checked", "device_name", "fuse_steps", "gather",
-    "global_size", "group_optimizers", "kept_state", "normal", "num_replicas", "phase", "replica_slice",
+    "PhaseOptimizers", "categorical", "check_batches", "checked", "checks_in_step", "device_name", "fuse_steps", "gather",
+    "global_size", "group_optimizers", "jit_default", "kept_state", "normal", "num_replicas", "phases", "replica_slice",
     "run_step", "split", "step_logs", "uniform",
 ]
 
@@ -62,26 +63,35 @@ def run_step(model, step_fn, state, data):
     return logs, tuple([scope.get_current_value(v) for v in variables] for variables in groups)
 
 
-def phase(loss_fn, variables, optimizer):
-    """One training phase inside `run_step`: `loss_fn()` returns (loss, logs); the loss's
-    gradient with respect to `variables` is applied by `optimizer`; returns logs."""
+def phases(loss_fn, updates):
+    """Optimizer updates from one forward pass inside `run_step`: `loss_fn()` returns (losses,
+    logs), one loss per (variables, optimizer) of `updates`; each loss's gradient with respect
+    to its variables is applied by its optimizer (every gradient from the values before any
+    update); returns logs. `loss_fn` may itself run phases on values it has stopped: their
+    updates, like any layer state a forward pass writes, reach the step's scope."""
     scope, step = get_stateless_scope(), _STEPS[-1]
-    trained = {id(v) for v in variables}
-    fixed = [(v, scope.get_current_value(v)) for v in step["all"] if id(v) not in trained]
-    written = step["non_trainable"]  # layer state a forward pass may update (seed generators, statistics)
+    trained = list({id(v): v for variables, _ in updates for v in variables}.values())
+    index = {id(v): i for i, v in enumerate(trained)}
+    fixed = [v for v in step["all"] if id(v) not in index]
+    fixed_values = [(v, scope.get_current_value(v)) for v in fixed]
 
-    def scaled_loss(values):
-        with keras.StatelessScope(state_mapping=fixed + list(zip(variables, values))) as inner:
-            loss, logs = loss_fn()
-            scaled = optimizer.scale_loss(loss)
-        return scaled, (logs, [inner.get_current_value(v) for v in written])
+    def scaled_losses(values):
+        with keras.StatelessScope(state_mapping=fixed_values + list(zip(trained, values))) as inner:
+            losses, logs = loss_fn()
+            scaled = [optimizer.scale_loss(loss) for loss, (_, optimizer) in zip(losses, updates)]
+        return scaled, (logs, [inner.get_current_value(v) for v in fixed])
 
-    values = [scope.get_current_value(v) for v in variables]
-    (_, (logs, updated)), grads = jax.value_and_grad(scaled_loss, has_aux=True)(values)
-    new_values, new_state = optimizer.stateless_apply(
-        [scope.get_current_value(v) for v in optimizer.variables], grads, values)
-    for v, value in [*zip(written, updated), *zip(variables, new_values), *zip(optimizer.variables, new_state)]:
+    values = [scope.get_current_value(v) for v in trained]
+    scaled, pullback, (logs, written) = jax.vjp(scaled_losses, values, has_aux=True)
+    for v, value in zip(fixed, written):
         scope.add_update((v, value))
+    for i, (variables, optimizer) in enumerate(updates):  # the unused gradients are dead code under jit
+        grads = pullback([jnp.ones_like(loss) if j == i else jnp.zeros_like(loss) for j, loss in enumerate(scaled)])[0]
+        new_values, new_state = optimizer.stateless_apply(
+            [scope.get_current_value(v) for v in optimizer.variables], [grads[index[id(v)]] for v in variables],
+            [values[index[id(v)]] for v in variables])
+        for v, value in [*zip(variables, new_values), *zip(optimizer.variables, new_state)]:
+            scope.add_update((v, value))
     return logs
 
 
@@ -260,45 +270,16 @@ def checked(value, conditions):
     return value
 
 
-def check_batches(data, check, training):
-    """`data` whose batches pass `check(batch, training)` on the host before they reach the step:
-    a `keras.utils.PyDataset` or a Python iterator is wrapped; numpy arrays (checked whole
-    before `fit`) and anything else pass unchanged."""
-    if isinstance(data, keras.utils.PyDataset):
-        return _CheckedBatches(data, check, training)
-    if isinstance(data, types.GeneratorType) or (hasattr(data, "__next__") and hasattr(data, "__iter__")):
-        return (_checked(batch, check, training) for batch in data)
-    return data
+def check_batches(data, model, training):
+    """`data` whose batches pass `model._check_batch` on the host before they reach the step
+    (`host_checks.wrap`): a PyDataset or a Python iterator is wrapped; numpy arrays (checked
+    whole before `fit`) and anything else pass unchanged."""
+    return host_checks.wrap(data, model._check_batch, training)
 
 
-def _checked(batch, check, training):
-    check(batch, training)
-    return batch
-
-
-class _CheckedBatches(keras.utils.PyDataset):
-    """A PyDataset's batches, each checked on the host (see `check_batches`)."""
-
-    def __init__(self, dataset, check, training):
-        super().__init__(workers=dataset.workers, use_multiprocessing=dataset.use_multiprocessing,
-                         max_queue_size=dataset.max_queue_size)
-        self.dataset, self.check, self.training = dataset, check, training
-
-    def __len__(self):
-        return len(self.dataset)
-
-    @property
-    def num_batches(self):
-        return self.dataset.num_batches
-
-    def __getitem__(self, index):
-        return _checked(self.dataset[index], self.check, self.training)
-
-    def on_epoch_begin(self):
-        self.dataset.on_epoch_begin()
-
-    def on_epoch_end(self):
-        self.dataset.on_epoch_end()
+def checks_in_step(model):
+    """False: the data checks run on the host (`check_batches`), never inside the jitted step."""
+    return False
 
 
 def step_logs(results):

@@ -1,5 +1,6 @@
 """The trainer hooks of backends whose trainers call a stateful `train_step(data)` (TensorFlow,
-PyTorch): the step runs as written, one optimizer per phase, data checked inside the step.
+PyTorch): the step runs as written, one optimizer per phase, data checked inside the step (TensorFlow overrides the checks and
+the XLA default: see `aae_keras/backend/tensorflow.py`).
 
 The JAX backend defines its own (`aae_keras/backend/jax.py`): a stateless step, the optimizers
 grouped in the trainer's state, data checked on the host, fused steps.
@@ -12,7 +13,7 @@ Example:
 
 import contextlib
 
-__all__ = ["check_batches", "fuse_steps", "group_optimizers", "kept_state", "run_step"]
+__all__ = ["check_batches", "checks_in_step", "fuse_steps", "group_optimizers", "jit_default", "kept_state", "run_step"]
 
 
 def run_step(model, step_fn, data):
@@ -34,6 +35,16 @@ def kept_state(model):
     return contextlib.nullcontext()
 
 
-def check_batches(data, check, training):
+def check_batches(data, model, training):
     """`data` unchanged: the checks run inside the step (`checked`)."""
     return data
+
+
+def checks_in_step(model):
+    """True: the step runs the data checks itself (`checked`)."""
+    return True
+
+
+def jit_default(model):
+    """What compile's `jit_compile="auto"` means here: Keras's own choice."""
+    return "auto"

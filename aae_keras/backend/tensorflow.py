@@ -1,7 +1,7 @@
 """The TensorFlow backend: training phases, tf.distribute replicas, checks, random draws, TFP.
 
-Everything the models need from TensorFlow itself lives here: the `phase` primitive (one
-optimizer update under a gradient tape), the replica helpers of `tf.distribute` (the MMD and
+Everything the models need from TensorFlow itself lives here: the `phases` primitive (optimizer
+updates under a gradient tape), the replica helpers of `tf.distribute` (the MMD and
 the prior draws are global-batch statistics), in-graph data checks, stateless random draws and
 TensorFlow Probability in and out. TensorFlow Probability is imported only when a TFP
 distribution is converted or sampled, so `import aae_keras` does not import it.
@@ -12,32 +12,38 @@ Example:
     [3]
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
-from aae_keras.backend.stateful import check_batches, fuse_steps, group_optimizers, kept_state, run_step
+from aae_keras.backend import host_checks
+from aae_keras.backend.stateful import fuse_steps, group_optimizers, kept_state, run_step
 
 __all__ = [
-    "categorical", "check_batches", "checked", "describe_distribution", "device_name", "fuse_steps",
-    "gather", "global_size", "group_optimizers", "kept_state", "multi_worker", "normal", "num_replicas",
-    "phase", "replica_slice", "run_step", "sample_distribution", "split", "step_logs", "to_distribution",
+    "categorical", "check_batches", "checked", "checks_in_step", "describe_distribution", "device_name", "fuse_steps",
+    "gather", "global_size", "group_optimizers", "jit_default", "kept_state", "multi_worker", "normal", "num_replicas",
+    "phases", "replica_slice", "run_step", "sample_distribution", "split", "step_logs", "to_distribution",
     "uniform",
 ]
 
 
 # ------------------------------------------------------------------------------ training steps
-def phase(loss_fn, variables, optimizer):
-    """One training phase: `loss_fn()` returns (loss, logs); the loss's gradient with respect to
-    `variables` is applied by `optimizer`; returns logs.
+def phases(loss_fn, updates):
+    """Optimizer updates from one forward pass: `loss_fn()` returns (losses, logs), one loss per
+    (variables, optimizer) of `updates`; each loss's gradient with respect to its variables is
+    taken before any update is applied; returns logs. `loss_fn` may itself run phases (their
+    updates happen inside it, on values it has stopped).
 
-    The loss is divided by the replica count (replica gradients are summed) and scaled by the
+    Each loss is divided by the replica count (replica gradients are summed) and scaled by its
     optimizer's loss scale (a LossScaleOptimizer under mixed_float16)."""
-    with tf.GradientTape() as tape:
-        loss, logs = loss_fn()
-        scaled = optimizer.scale_loss(loss / num_replicas())
-    grads = tape.gradient(scaled, variables)
-    with tf.control_dependencies([g for g in grads if g is not None]):  # no update (step count included)
-        optimizer.apply(grads, variables)                               # before the data checks pass
+    with tf.GradientTape(persistent=len(updates) > 1) as tape:
+        losses, logs = loss_fn()
+        scaled = [optimizer.scale_loss(loss / num_replicas()) for loss, (_, optimizer) in zip(losses, updates)]
+    grads = [tape.gradient(loss, variables) for loss, (variables, _) in zip(scaled, updates)]
+    with tf.control_dependencies([g for group in grads for g in group if g is not None]):  # no update (step
+        for group, (variables, optimizer) in zip(grads, updates):                       # count included)
+            optimizer.apply(group, variables)                                            # before the checks pass
     return logs
 
 
@@ -47,6 +53,38 @@ def checked(value, conditions):
     asserts = [tf.debugging.Assert(condition, [message]) for condition, message in conditions]
     with tf.control_dependencies(asserts):
         return tf.nest.map_structure(tf.identity, value)
+
+
+def jit_default(model):
+    """compile's `jit_compile="auto"`: XLA, on CPUs too (Keras turns it off there; it is faster
+    for these models, see benchmarks/step_time.py), except under a tf.distribute strategy or
+    where the environment sets AAE_KERAS_XLA=0: there Keras's choice stands."""
+    if os.environ.get("AAE_KERAS_XLA", "1").strip() == "0":
+        return "auto"
+    if tf.distribute.has_strategy() or getattr(model, "_distribute_strategy", None) is not None:
+        return "auto"
+    return True
+
+
+def checks_in_step(model):
+    """Whether the step checks its data itself: not under XLA, which drops in-graph asserts
+    (the batches are checked before the step instead, see `check_batches`)."""
+    return not model.jit_compile
+
+
+def check_batches(data, model, training):
+    """`data` whose batches are checked before an XLA-compiled step sees them: a tf.data
+    dataset gets the in-graph checks in a `map` (outside XLA), a PyDataset or an iterator is
+    checked on the host; without XLA the step checks its batches itself."""
+    if not model.jit_compile:
+        return data
+    if isinstance(data, tf.data.Dataset):
+        @tf.autograph.experimental.do_not_convert
+        def checked_batch(*batch):
+            return model._checked_batch(batch[0] if len(batch) == 1 else batch, training)
+
+        return data.map(checked_batch)
+    return host_checks.wrap(data, model._check_batch, training)
 
 
 def step_logs(results):
@@ -112,6 +150,10 @@ def global_size(local_size):
 
 
 # ------------------------------------------------------------------------------- random draws
+# Inside an XLA-compiled step TensorFlow's stateless float draws give other numbers than
+# outside one (the conversions to floats differ, and so do the bits of a negative seed's
+# draws): an XLA run and a run without XLA draw different prior samples and noise from the
+# same seeds. Each is reproducible.
 
 
 def normal(shape, seed):

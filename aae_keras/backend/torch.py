@@ -1,7 +1,7 @@
 """The PyTorch backend: training phases, random draws from stateless seeds, checks.
 
-Keras runs a PyTorch train step eagerly, so `phase` is a plain `torch.autograd.grad` of the
-loss with respect to the phase's variables, applied by its optimizer, and a data check is a
+Keras runs a PyTorch train step eagerly, so `phases` is a plain `torch.autograd.grad` of each
+loss with respect to its variables, applied by its optimizer, and a data check is a
 Python `if`. PyTorch has no stateless random numbers: a draw seeds a numpy generator from the
 [2] seed (on the host, then moved to the training device), so the same seed gives the same
 numbers on every run. One process trains
@@ -18,25 +18,32 @@ import torch
 from keras.src.backend.torch.core import get_device
 
 from aae_keras.backend.global_batch import gather, global_size, num_replicas, replica_slice
-from aae_keras.backend.stateful import check_batches, fuse_steps, group_optimizers, kept_state, run_step
+from aae_keras.backend.stateful import (
+    check_batches, checks_in_step, fuse_steps, group_optimizers, jit_default, kept_state, run_step,
+)
 
 __all__ = [
-    "categorical", "check_batches", "checked", "device_name", "fuse_steps", "gather", "global_size",
-    "group_optimizers", "kept_state", "normal", "num_replicas", "phase", "replica_slice", "run_step",
+    "categorical", "check_batches", "checked", "checks_in_step", "device_name", "fuse_steps", "gather",
+    "global_size", "group_optimizers", "jit_default", "kept_state", "normal", "num_replicas", "phases", "replica_slice", "run_step",
     "split", "step_logs", "uniform",
 ]
 
 
 # ------------------------------------------------------------------------------ training steps
-def phase(loss_fn, variables, optimizer):
-    """One training phase: `loss_fn()` returns (loss, logs); the loss's gradient with respect
-    to `variables` is applied by `optimizer`; returns logs (detached)."""
-    loss, logs = loss_fn()
-    tensors = [v.value for v in variables]
-    grads = torch.autograd.grad(optimizer.scale_loss(loss), tensors, allow_unused=True)
-    grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
+def phases(loss_fn, updates):
+    """Optimizer updates from one forward pass: `loss_fn()` returns (losses, logs), one loss per
+    (variables, optimizer) of `updates`; every gradient is taken before any update is applied;
+    returns logs (detached). `loss_fn` may itself run phases on values it has stopped."""
+    losses, logs = loss_fn()
+    applied = []
+    for i, (loss, (variables, optimizer)) in enumerate(zip(losses, updates)):
+        tensors = [v.value for v in variables]
+        grads = torch.autograd.grad(optimizer.scale_loss(loss), tensors, allow_unused=True,
+                                    retain_graph=i < len(updates) - 1)
+        applied.append(([torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)], variables, optimizer))
     with torch.no_grad():
-        optimizer.apply(grads, variables)
+        for grads, variables, optimizer in applied:
+            optimizer.apply(grads, variables)
     return {name: value.detach() if isinstance(value, torch.Tensor) else value for name, value in logs.items()}
 
 

@@ -1,8 +1,11 @@
-"""AdversarialAutoencoder: the paper's three-phase schedule with three optimizers.
+"""AdversarialAutoencoder: an autoencoder whose codes a discriminator pulls to the prior.
 
-Per batch: (1) reconstruction update of encoder + decoder, (2) `discriminator_steps` updates
-of the discriminator on prior samples (real) against codes (fake), (3) a generator update of
-the encoder to fool the discriminator. One slot, matched by a `matchers.Adversary`.
+Per batch, with `schedule="paper"` (the default, three optimizers): (1) reconstruction update
+of encoder + decoder, (2) `discriminator_steps` updates of the discriminator on prior samples
+(real) against codes (fake), (3) a generator update of the encoder to fool the discriminator
+(2 and 3 share one encoder pass). With `schedule="joint"` (two optimizers): one update of
+encoder + decoder on reconstruction + `generator_weight` x generator loss and one
+discriminator update, from one forward pass. One slot, matched by a `matchers.Adversary`.
 
 Example:
     >>> import keras
@@ -10,6 +13,10 @@ Example:
     >>> enc, dec, disc = networks.build("mlp", (8, 8), 2, hidden=(256, 256))
     >>> aae = models.AdversarialAutoencoder(enc, dec, disc, priors.gaussian_mixture(10, 2))
     >>> aae.compile(optimizer=keras.optimizers.Adam(1e-3))   # "auto" defaults for the other two
+    >>> joint = models.AdversarialAutoencoder(enc, dec, disc, priors.gaussian_mixture(10, 2), schedule="joint")
+    >>> joint.compile()   # optimizer and discriminator_optimizer: no generator phase
+    >>> joint.generator_optimizer is None
+    True
 """
 
 import keras
@@ -25,8 +32,9 @@ class AdversarialAutoencoder(LatentAutoencoder):
 
     Options: `posterior` ("deterministic" or "gaussian"), `instance_noise` (std of Gaussian
     noise added to both discriminator inputs), `label_smoothing` (real targets 1 - s),
-    `discriminator_steps` per generator step. Logs `loss` (the encoder and decoder's objective:
-    reconstruction + generator loss), `reconstruction`, `discriminator_loss`,
+    `discriminator_steps` per generator step, `schedule` ("paper" or "joint") and
+    `generator_weight` (see `LatentAutoencoder`). Logs `loss` (the encoder and decoder's
+    objective: reconstruction + generator_weight x generator loss), `reconstruction`, `discriminator_loss`,
     `discriminator_accuracy` and `generator_loss` (per-example means).
     """
 

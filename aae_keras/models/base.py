@@ -3,13 +3,18 @@
 A model splits its encoder's output into latent *slots* (the code z; in the paper's variants
 also the class y), and each slot has a *matcher* (`aae_keras.matchers`) that pulls it to its
 prior: an MMD estimate added to the reconstruction loss, or an adversary. The training phases
-are written once, here, for every model, each as `backend.current().phase(loss_fn, variables,
-optimizer)`:
+are written once, here, for every model, each as `backend.phase(loss_fn, variables, optimizer)`:
 
 1. reconstruction (+ penalties + weight x MMD): encoder, decoder (+ extra weights), `optimizer`;
-2. discriminator, `discriminator_steps` times: the adversaries, `discriminator_optimizer`;
-3. generator (codes labeled real): the encoder, `generator_optimizer`;
-4. classification (semi-supervised models, labeled examples): the encoder, `classifier_optimizer`.
+2. generator (codes labeled real): the encoder, `generator_optimizer`; inside it, on the codes of
+   its forward pass (stopped), the discriminator updates, `discriminator_steps` times: the
+   adversaries, `discriminator_optimizer` (one encoder pass serves both);
+3. classification (semi-supervised models, labeled examples): the encoder, `classifier_optimizer`.
+
+That is the adversarial models' `schedule="paper"`. Their default, `schedule="joint"`, makes
+phases 1 and 2 one forward pass and two updates taken from it (`backend.current().phases`):
+encoder and decoder on reconstruction + generator_weight x generator loss, the adversaries on
+their loss.
 
 Example:
     >>> from aae_keras import models, networks, priors
@@ -32,10 +37,11 @@ from keras import ops
 from aae_keras import backend, matchers, networks, priors, regularizers
 from aae_keras import data as data_lib
 
-__all__ = ["LatentAutoencoder", "OPTIMIZER_DEFAULTS", "RECONSTRUCTIONS", "REGULARIZERS", "Slot"]
+__all__ = ["LatentAutoencoder", "OPTIMIZER_DEFAULTS", "RECONSTRUCTIONS", "REGULARIZERS", "SCHEDULES", "Slot"]
 
 RECONSTRUCTIONS = ("bce", "mse")
 REGULARIZERS = ("mmd", "sample_mmd", "imq_mmd", "adversarial")
+SCHEDULES = ("joint", "paper")
 
 # compile's optimizers: name -> (Adam learning rate, beta_1) of its "auto" default
 OPTIMIZER_DEFAULTS = {
@@ -68,7 +74,12 @@ class LatentAutoencoder(keras.Model):
     regularizer: "mmd" (closed form), "sample_mmd", "imq_mmd", "adversarial", or a
     `regularizers.LatentRegularizer` (one-slot models); weight: the MMD weight.
     The adversarial options: `discriminators` (one per slot; default MLPs with
-    `discriminator_hidden` units), `instance_noise`, `label_smoothing`, `discriminator_steps`.
+    `discriminator_hidden` units), `instance_noise`, `label_smoothing`, `discriminator_steps`,
+    `schedule` ("joint", the default: one update of encoder and decoder on reconstruction +
+    `generator_weight` x the generator loss and one discriminator update, from one forward pass,
+    two optimizers; "paper": reconstruction, discriminator and generator updates, three
+    optimizers, as in the paper) and `generator_weight`. A saved model without a schedule (from
+    before it existed) loads with "paper", which it was trained with.
     """
 
     labels = "none"  # how fit uses labels: "required", "optional" or "none" (the paper's variants set it)
@@ -78,7 +89,7 @@ class LatentAutoencoder(keras.Model):
     def __init__(
         self, encoder, decoder, prior, regularizer="mmd", weight=10.0, discriminators=None,
         discriminator_hidden=networks.PAPER_HIDDEN, instance_noise=0.0, label_smoothing=0.0, discriminator_steps=1,
-        reconstruction="bce", posterior="deterministic", seed=0, **kwargs
+        schedule="joint", generator_weight=1.0, reconstruction="bce", posterior="deterministic", seed=0, **kwargs
     ):
         super().__init__(**kwargs)
         if reconstruction not in RECONSTRUCTIONS:
@@ -91,13 +102,22 @@ class LatentAutoencoder(keras.Model):
         self.latent_dim = self.prior.dim
         self.reconstruction, self.posterior, self.seed = reconstruction, posterior, int(seed)
         self.regularizer, self.weight = regularizer, float(weight)
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
         options = {"discriminators": discriminators, "instance_noise": instance_noise,
-                   "label_smoothing": label_smoothing, "discriminator_steps": discriminator_steps - 1}
+                   "label_smoothing": label_smoothing, "discriminator_steps": discriminator_steps - 1,
+                   "schedule": schedule != "joint", "generator_weight": generator_weight != 1.0}
         if not self.adversarial and any(options.values()):
             raise ValueError(f"{', '.join(name for name, value in options.items() if value)} apply to "
                              f'regularizer="adversarial" only.')
         if int(discriminator_steps) < 1:
             raise ValueError(f"discriminator_steps must be >= 1, got {discriminator_steps}.")
+        if schedule == "joint" and int(discriminator_steps) != 1:
+            raise ValueError('schedule="joint" (the default) makes one discriminator update per batch; pass '
+                             'schedule="paper" for discriminator_steps > 1.')
+        if not (np.isfinite(generator_weight) and generator_weight > 0):
+            raise ValueError(f"generator_weight must be a positive number, got {generator_weight!r}.")
+        self.schedule, self.generator_weight = schedule, float(generator_weight)
         self.discriminator_hidden, self.discriminator_steps = tuple(discriminator_hidden), int(discriminator_steps)
         self.instance_noise, self.label_smoothing = float(instance_noise), float(label_smoothing)
         self.slots = self._slots()
@@ -191,9 +211,9 @@ class LatentAutoencoder(keras.Model):
         if validation is not None:
             self._check_data(validation[0] if isinstance(validation, (tuple, list)) else validation, "validation data")
             if not isinstance(validation, (tuple, list)):
-                kwargs["validation_data"] = backend.current().check_batches(validation, self._check_batch, False)
+                kwargs["validation_data"] = backend.current().check_batches(validation, self, False)
         with self._clear_data_errors("validation data"), backend.current().kept_state(self):
-            return super().fit(backend.current().check_batches(x, self._check_batch, True), y, *args, **kwargs)
+            return super().fit(backend.current().check_batches(x, self, True), y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with the data checked first."""
@@ -204,7 +224,9 @@ class LatentAutoencoder(keras.Model):
         what = "validation data" if validating else "evaluation data"
         if not validating:
             self._check_data(x, what)
-            x = backend.current().check_batches(x, self._check_batch, False)
+            if y is not None and self.uses_labels and isinstance(x, np.ndarray):
+                self._check_labels(y, len(x))
+            x = backend.current().check_batches(x, self, False)
         with self._clear_data_errors(what), backend.current().kept_state(self):
             return super().evaluate(x, y, *args, **kwargs)
 
@@ -273,7 +295,9 @@ class LatentAutoencoder(keras.Model):
         `classifier_optimizer`, Adam(5e-4, beta_1=0.5) for `discriminator_optimizer` and
         `generator_optimizer`. A name such as "adam" or an optimizer object is used as given.
         Passing an optimizer for a phase the model does not have is an error;
-        `ae_optimizer` is an alias of `optimizer`. Other keywords go to `keras.Model.compile`.
+        `ae_optimizer` is an alias of `optimizer`. Other keywords go to `keras.Model.compile`;
+        its `jit_compile="auto"` means XLA on TensorFlow, on CPUs too (Keras's own default turns
+        it off there), except under a tf.distribute strategy.
 
         >>> from aae_keras import models, networks, priors
         >>> enc, dec, _ = networks.build("mlp", (8, 8), 2, hidden=(16,))
@@ -296,6 +320,9 @@ class LatentAutoencoder(keras.Model):
                 f"{type(self).__name__} has no {' or '.join(unused)}: it trains with {', '.join(groups)} only; "
                 "drop that argument."
             )
+        self._jit_auto = _is_auto(kwargs.get("jit_compile", "auto")) and not kwargs.get("run_eagerly")
+        if self._jit_auto:
+            kwargs["jit_compile"] = backend.current().jit_default(self)
         made = {name: _optimizer(name, given[name]) for name in groups}
         for name in OPTIMIZER_DEFAULTS:
             if name != "optimizer":
@@ -316,6 +343,8 @@ class LatentAutoencoder(keras.Model):
 
     def get_compile_config(self):
         config = dict(super().get_compile_config() or {})
+        if getattr(self, "_jit_auto", False):  # the default, resolved again where the model loads
+            config["jit_compile"] = "auto"
         config.update({name: keras.saving.serialize_keras_object(self.phase_optimizer(name))
                        for name in self._optimizer_groups()})
         return config
@@ -402,20 +431,21 @@ class LatentAutoencoder(keras.Model):
 
     def _train_phases(self, data):
         x, labels = self._inputs(data)
-        step, phase, groups = self.optimizer.iterations, backend.current().phase, self._optimizer_groups()
-        logs = phase(lambda: self._objective(x, labels, step, training=True)[:2], groups["optimizer"],
-                     self.phase_optimizer("optimizer"))
-        if self.adversarial:
-            for k in range(self.discriminator_steps):
-                parts = self._parts(x, training=True, seed=self._seed(step, 8 + 4 * (k % 13), 64 * (k // 13)))
-                logs.update(phase(lambda: self._discriminator_terms(parts, labels, step, k),
-                                  groups["discriminator_optimizer"], self.discriminator_optimizer))
-            logs.update(phase(lambda: self._generator_terms(x, labels, step), groups["generator_optimizer"],
-                              self.generator_optimizer))
-            logs["loss"] = logs["loss"] + logs["generator_loss"]
+        step, groups = self.optimizer.iterations, self._optimizer_groups()
+        if self.adversarial and self.schedule == "joint":
+            logs = backend.current().phases(lambda: self._joint_terms(x, labels, step), [
+                (groups["optimizer"], self.phase_optimizer("optimizer")),
+                (groups["discriminator_optimizer"], self.discriminator_optimizer)])
+        else:
+            logs = backend.phase(lambda: self._objective(x, labels, step, training=True)[:2], groups["optimizer"],
+                                 self.phase_optimizer("optimizer"))
+        if self.adversarial and self.schedule == "paper":
+            logs.update(backend.phase(lambda: self._adversarial_terms(x, labels, step, groups),
+                                      groups["generator_optimizer"], self.generator_optimizer))
+            logs["loss"] = logs["loss"] + self.generator_weight * logs["generator_loss"]
         if self.classifies:
-            logs.update(phase(lambda: self._classification_terms(self._parts(x, training=True), labels),
-                              groups["classifier_optimizer"], self.classifier_optimizer))
+            logs.update(backend.phase(lambda: self._classification_terms(self._parts(x, training=True), labels),
+                                      groups["classifier_optimizer"], self.classifier_optimizer))
         return self._record(logs)
 
     def _test_logs(self, data):
@@ -424,7 +454,7 @@ class LatentAutoencoder(keras.Model):
         _, logs, parts = self._objective(x, labels, step, training=False)
         if self.adversarial:
             logs.update(self._evaluation_terms(parts, labels, step))
-            logs["loss"] = logs["loss"] + logs["generator_loss"]
+            logs["loss"] = logs["loss"] + self.generator_weight * logs["generator_loss"]
         if self.classifies:
             logs.update(self._classification_terms(parts, labels)[1])
         return self._record(logs)
@@ -453,12 +483,36 @@ class LatentAutoencoder(keras.Model):
             loss, accuracy = loss + slot_loss, accuracy + slot_accuracy / len(self.slots)
         return loss, {"discriminator_loss": loss, "discriminator_accuracy": accuracy}
 
-    def _generator_terms(self, x, labels, step):
-        """(loss, logs) of the generator update: the codes labeled real, summed over the slots."""
+    def _adversarial_terms(self, x, labels, step, groups):
+        """(loss, logs) of the paper schedule's generator update: one encoder pass; on its codes,
+        stopped, the `discriminator_steps` discriminator updates; then the generator loss of
+        the codes against the updated discriminators."""
         parts = self._parts(x, training=True, seed=self._seed(step, 2))
+        stopped = {name: ops.stop_gradient(value) for name, value in parts.items()}
+        logs = {}
+        for k in range(self.discriminator_steps):
+            logs.update(backend.phase(lambda: self._discriminator_terms(stopped, labels, step, k),
+                                      groups["discriminator_optimizer"], self.discriminator_optimizer))
+        loss, generator_logs = self._generator_terms(parts, labels, step)
+        return loss, {**logs, **generator_logs}
+
+    def _joint_terms(self, x, labels, step):
+        """([encoder and decoder loss, discriminator loss], logs) of the joint schedule, from one
+        forward pass: reconstruction + generator_weight x generator loss, and the
+        discriminators' loss on the codes (stopped)."""
+        loss, logs, parts = self._objective(x, labels, step, training=True)
+        generator_loss, generator_logs = self._generator_terms(parts, labels, step)
+        stopped = {name: ops.stop_gradient(value) for name, value in parts.items()}
+        discriminator_loss, discriminator_logs = self._discriminator_terms(stopped, labels, step, 0)
+        loss = loss + generator_loss
+        return [loss, discriminator_loss], {**logs, **generator_logs, **discriminator_logs, "loss": loss}
+
+    def _generator_terms(self, parts, labels, step):
+        """(loss, logs) of the generator: the codes labeled real, summed over the slots (the
+        loss is weighted by `generator_weight`, the log is not)."""
         loss = sum(adversary.generator_loss(parts[slot.name], labels, self._seed(step, 3, i))
                    for i, (slot, adversary) in enumerate(zip(self.slots, self.matchers)))
-        return loss, {"generator_loss": loss}
+        return self.generator_weight * loss, {"generator_loss": loss}
 
     def _evaluation_terms(self, parts, labels, step):
         """The adversaries' logs on held-out codes (no noise, no smoothing)."""
@@ -488,23 +542,37 @@ class LatentAutoencoder(keras.Model):
         groups = {"optimizer": encoder + self.decoder.trainable_variables + self._extra_variables()}
         if self.adversarial:
             groups["discriminator_optimizer"] = [v for d in self.discriminators for v in d.trainable_variables]
-            groups["generator_optimizer"] = encoder
+            if self.schedule == "paper":
+                groups["generator_optimizer"] = encoder
         if self.classifies:
             groups["classifier_optimizer"] = encoder
         return groups
 
     def _inputs(self, data, training=True):
-        """(x, labels) of a batch as float32 images and int32 labels (-1: none), checked together in
-        the graph before any use, so no phase runs on a batch that fails a check: the images are
-        finite (and in [0, 1] for BCE), the labels in range. Sample weights are refused (the
-        latent terms are batch statistics)."""
+        """(x, labels) of a batch as float32 images and int32 labels (-1: none), checked together
+        before any use, so no phase runs on a batch that fails a check (`_batch_checks`): in the
+        step, or before it where the step cannot check (`backend.checks_in_step`: XLA, JAX).
+        Sample weights are refused (the latent terms are batch statistics)."""
+        x, labels, checks = self._batch_checks(data, training)
+        if backend.current().checks_in_step(self):
+            return backend.current().checked((x, labels), checks)
+        return x, labels
+
+    def _batch_checks(self, data, training):
+        """(x as float32, labels as int32, the (condition, message) checks of both) of a batch:
+        the images are finite (and in [0, 1] for BCE), the labels in range."""
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         _refuse_sample_weights({"sample_weight": sample_weight})
         x = ops.cast(x, "float32")
         labels, y = self._labels(data, x)
         where = _where(training)
         checks = self._image_checks(x, ops, where) + ([] if y is None else self._label_checks(y, labels, ops, where))
-        return backend.current().checked((x, labels), checks)
+        return x, labels, checks
+
+    def _checked_batch(self, batch, training):
+        """`batch` once it passes the step's checks, in a TensorFlow graph outside the step (a
+        tf.data `map` before an XLA-compiled step)."""
+        return backend.current().checked(batch, self._batch_checks(batch, training)[2])
 
     # ------------------------------------------------------------------------ training pieces
     def reconstruction_loss(self, x, x_hat):
@@ -655,6 +723,7 @@ class LatentAutoencoder(keras.Model):
                 discriminators=[keras.saving.serialize_keras_object(d) for d in self.discriminators],
                 discriminator_hidden=list(self.discriminator_hidden), instance_noise=self.instance_noise,
                 label_smoothing=self.label_smoothing, discriminator_steps=self.discriminator_steps,
+                schedule=self.schedule, generator_weight=self.generator_weight,
             )
         return config
 
@@ -667,6 +736,8 @@ class LatentAutoencoder(keras.Model):
         if "discriminators" in config:
             config["discriminators"] = [keras.saving.deserialize_keras_object(d) for d in config["discriminators"]]
         config["prior"] = priors.from_config(config["prior"])
+        if "discriminators" in config or "discriminator" in config:
+            config.setdefault("schedule", "paper")  # saved before schedules existed: trained so
         return cls(**config)
 
 

@@ -4,7 +4,7 @@ The variants split the encoder output into slots (the style z, the class y) and 
 decoder takes; the training core (`models.base`) matches every slot to its prior, by MMD added
 to the reconstruction loss (`regularizer="mmd"`, closed form, the default; "sample_mmd",
 "imq_mmd") or adversarially (`regularizer="adversarial"`: one discriminator per slot, with
-`instance_noise`, `label_smoothing` and `discriminator_steps`), and runs the semi-supervised
+`instance_noise`, `label_smoothing`, `discriminator_steps` and `schedule`), and runs the semi-supervised
 classification phase on the labeled examples of each batch. Labels reach the train step as `y`
 of `fit(x, y)`, with -1 for an unlabeled example.
 
