@@ -56,7 +56,7 @@ from aae_keras import data  # noqa: E402
 
 PYTHAE = {"test_mse": 0.0154, "mmd2": 0.0099}  # the earlier peers.py run (pythae_aae), for reference
 RUNS = {  # name -> (AdversarialAutoencoder options, {compile keyword: Adam learning rate} overrides)
-    "paper": ({}, {}),
+    "paper": ({"schedule": "paper"}, {}),
     "joint": ({"schedule": "joint", "generator_weight": 1.0}, {}),
     "joint_w3": ({"schedule": "joint", "generator_weight": 3.0}, {}),
     "paper_slow_generator": ({}, {"generator_optimizer": 1e-5}),
