@@ -52,7 +52,6 @@ Usage (from the repository root):
 
 import argparse
 import importlib.metadata
-import json
 import logging
 import math
 import os
@@ -67,7 +66,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from step_time import (  # noqa: E402  (first: sets TensorFlow's log level)
     BATCH, DEFAULT_OUT, REPO_ROOT, PlainAutoencoder, cpu_counters, default_data_dir, foreign_cores, machine_info,
-    own_cores, short_error,
+    own_cores, short_error, write_results,
 )
 
 import keras  # noqa: E402
@@ -434,12 +433,16 @@ def markdown(results, ratios, info, settings):
 
 
 # -------------------------------------------------------------------------------- main
-def run_names(text):
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in RUNS]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown run(s) {', '.join(unknown)}; choose from {', '.join(RUNS)}")
-    return names
+def names_in(known):
+    """An argparse type: comma-separated run names, each one of `known`."""
+    def parse(text):
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown run(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+        return names
+
+    return parse
 
 
 def parse_args(argv=None):
@@ -450,7 +453,7 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train-size", type=int, default=None, help="training images (default: all 60000)")
     parser.add_argument("--repeats", type=int, default=1, help="cycles over the runs; medians reported")
-    parser.add_argument("--only", type=run_names, default=list(RUNS),
+    parser.add_argument("--only", type=names_in(RUNS), default=list(RUNS),
                         help=f"comma-separated runs, of {','.join(RUNS)} (default: all)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
     return parser.parse_args(argv)
@@ -492,11 +495,8 @@ def main(argv=None):
     table = markdown(results, ratios, info, settings)
     print()
     print(table)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "peers.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(args.out, "peers.json"), "w") as f:
-        json.dump({"machine": info, "settings": settings, "ratios": ratios, "results": results}, f, indent=2)
+    write_results(os.path.join(args.out, "peers"), table,
+                  {"machine": info, "settings": settings, "ratios": ratios, "results": results})
     log(f"wrote {os.path.join(args.out, 'peers.md')} and peers.json")
     return 0
 

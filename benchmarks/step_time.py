@@ -39,7 +39,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from aae_keras import data, models, networks, priors  # noqa: E402
+from aae_keras import data, files, models, networks, priors  # noqa: E402
 from aae_keras.models.base import LatentAutoencoder  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -545,13 +545,17 @@ def main(argv=None):
     table = markdown(results, info, settings)
     print()
     print(table)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "step_time.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(args.out, "step_time.json"), "w") as f:
-        json.dump({"machine": info, "settings": settings, "results": results}, f, indent=2)
+    write_results(os.path.join(args.out, "step_time"), table, {"machine": info, "settings": settings, "results": results})
     log(f"wrote {os.path.join(args.out, 'step_time.md')} and step_time.json")
     return 0
+
+
+def write_results(stem, table, payload):
+    """`stem`.md (the table) and `stem`.json (the payload), each written whole or not at all."""
+    os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
+    for suffix, write in ((".md", lambda f: f.write(table)), (".json", lambda f: json.dump(payload, f, indent=2))):
+        with files.atomic_path(stem + suffix) as tmp, open(tmp, "w") as f:
+            write(f)
 
 
 if __name__ == "__main__":
