@@ -463,8 +463,9 @@ def add_train_arguments(parser):
                         help="weight of the MMD term (mmd models, and variants with --regularizer mmd; "
                         "default: %(default)s)")
     parser.add_argument("--schedule", choices=SCHEDULES, default=default.schedule,
-                        help="adversarial models: joint (the default: one encoder/decoder update on reconstruction "
-                        "+ generator loss, one discriminator update) or paper (three phases)")
+                        help="adversarial models: joint (one encoder/decoder update on reconstruction + generator "
+                        "loss, one discriminator update; the default of --model adversarial) or paper (three "
+                        "phases; the default of the paper's variants)")
     parser.add_argument("--lr", type=float, default=default.lr, help="Adam learning rate; for the AAE, of the "
                         "reconstruction phase (its discriminator and generator use Adam(5e-4, beta_1=0.5)) "
                         "(default: %(default)s)")

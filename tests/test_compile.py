@@ -21,10 +21,11 @@ MODELS = {
 }
 USES = {
     "mmd": {"optimizer"},
-    "adversarial": {"optimizer", "discriminator_optimizer"},  # the joint schedule
+    "adversarial": {"optimizer", "discriminator_optimizer"},  # AdversarialAutoencoder: the joint schedule
     "adversarial_paper": {"optimizer", "discriminator_optimizer", "generator_optimizer"},
     "semi_supervised_mmd": {"optimizer", "classifier_optimizer"},
-    "semi_supervised_adversarial": {"optimizer", "discriminator_optimizer", "classifier_optimizer"},
+    "semi_supervised_adversarial": {"optimizer", "discriminator_optimizer", "generator_optimizer",
+                                    "classifier_optimizer"},  # the paper's variants: the paper's schedule
     "clustering": {"optimizer"},
 }
 ALL = ("optimizer", "discriminator_optimizer", "generator_optimizer", "classifier_optimizer")

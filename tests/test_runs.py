@@ -50,7 +50,8 @@ def test_the_schedule_flag_reaches_the_adversarial_models():
 
     assert runs.SCHEDULES == base.SCHEDULES
     for argv, schedule in ((["--model", "adversarial", "--schedule", "paper"], "paper"), (["--model", "adversarial"], "joint"),
-                           (["--model", "clustering", "--regularizer", "adversarial", "--schedule", "paper"], "paper")):
+                           (["--model", "clustering", "--regularizer", "adversarial"], "paper"),
+                           (["--model", "clustering", "--regularizer", "adversarial", "--schedule", "joint"], "joint")):
         settings = runs.TrainSettings.from_argv([*argv, "--hidden", "8"]).checked()
         model = runs.make_model(settings, (8, 8), runs.make_prior(settings.prior, settings.latent_dim))
         assert model.schedule == schedule

@@ -115,6 +115,7 @@ def test_the_schedules_differ(batch):
 
 def test_joint_is_the_default_with_two_optimizers_and_is_kept(tmp_path, batch):
     assert tiny_model("adversarial").schedule == "joint"
+    assert tiny_variant("semi_supervised", "adversarial").schedule == "paper"  # the paper's variants
     model = tiny_model("adversarial", generator_weight=0.5)
     assert list(model._optimizer_groups()) == ["optimizer", "discriminator_optimizer"]
     assert model.generator_optimizer is None
@@ -140,7 +141,7 @@ def test_bad_schedule_options_say_what_to_do(options, message):
 
 def test_schedule_options_apply_to_adversarial_models_only():
     with pytest.raises(ValueError, match='schedule apply to regularizer="adversarial" only'):
-        tiny_model("mmd", schedule="paper")
+        tiny_model("mmd", schedule="joint")
     with pytest.raises(ValueError, match='generator_weight apply to regularizer="adversarial" only'):
         tiny_variant("semi_supervised", "mmd", generator_weight=2.0)
 

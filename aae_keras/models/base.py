@@ -11,8 +11,8 @@ are written once, here, for every model, each as `backend.phase(loss_fn, variabl
    adversaries, `discriminator_optimizer` (one encoder pass serves both);
 3. classification (semi-supervised models, labeled examples): the encoder, `classifier_optimizer`.
 
-That is the adversarial models' `schedule="paper"`. Their default, `schedule="joint"`, makes
-phases 1 and 2 one forward pass and two updates taken from it (`backend.current().phases`):
+That is the adversarial models' `schedule="paper"` (the paper's variants' default).
+`schedule="joint"` (AdversarialAutoencoder's default) makes phases 1 and 2 one forward pass and two updates taken from it (`backend.current().phases`):
 encoder and decoder on reconstruction + generator_weight x generator loss, the adversaries on
 their loss.
 
@@ -75,21 +75,23 @@ class LatentAutoencoder(keras.Model):
     `regularizers.LatentRegularizer` (one-slot models); weight: the MMD weight.
     The adversarial options: `discriminators` (one per slot; default MLPs with
     `discriminator_hidden` units), `instance_noise`, `label_smoothing`, `discriminator_steps`,
-    `schedule` ("joint", the default: one update of encoder and decoder on reconstruction +
+    `schedule` ("joint": one update of encoder and decoder on reconstruction +
     `generator_weight` x the generator loss and one discriminator update, from one forward pass,
     two optimizers; "paper": reconstruction, discriminator and generator updates, three
-    optimizers, as in the paper) and `generator_weight`. A saved model without a schedule (from
+    optimizers, as in the paper; None: the class's `default_schedule`, "joint" for
+    AdversarialAutoencoder and "paper" for the paper's variants) and `generator_weight`. A saved model without a schedule (from
     before it existed) loads with "paper", which it was trained with.
     """
 
     labels = "none"  # how fit uses labels: "required", "optional" or "none" (the paper's variants set it)
+    default_schedule = "joint"  # of the adversarial models (the paper's variants keep "paper")
     classifies = False  # whether the classification phase runs on labeled examples
     penalties = ()  # names of extra losses from `_penalties`
 
     def __init__(
         self, encoder, decoder, prior, regularizer="mmd", weight=10.0, discriminators=None,
         discriminator_hidden=networks.PAPER_HIDDEN, instance_noise=0.0, label_smoothing=0.0, discriminator_steps=1,
-        schedule="joint", generator_weight=1.0, reconstruction="bce", posterior="deterministic", seed=0, **kwargs
+        schedule=None, generator_weight=1.0, reconstruction="bce", posterior="deterministic", seed=0, **kwargs
     ):
         super().__init__(**kwargs)
         if reconstruction not in RECONSTRUCTIONS:
@@ -102,19 +104,20 @@ class LatentAutoencoder(keras.Model):
         self.latent_dim = self.prior.dim
         self.reconstruction, self.posterior, self.seed = reconstruction, posterior, int(seed)
         self.regularizer, self.weight = regularizer, float(weight)
-        if schedule not in SCHEDULES:
+        if schedule is not None and schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
         options = {"discriminators": discriminators, "instance_noise": instance_noise,
                    "label_smoothing": label_smoothing, "discriminator_steps": discriminator_steps - 1,
-                   "schedule": schedule != "joint", "generator_weight": generator_weight != 1.0}
+                   "schedule": schedule is not None, "generator_weight": generator_weight != 1.0}
+        schedule = schedule or self.default_schedule
         if not self.adversarial and any(options.values()):
             raise ValueError(f"{', '.join(name for name, value in options.items() if value)} apply to "
                              f'regularizer="adversarial" only.')
         if int(discriminator_steps) < 1:
             raise ValueError(f"discriminator_steps must be >= 1, got {discriminator_steps}.")
         if schedule == "joint" and int(discriminator_steps) != 1:
-            raise ValueError('schedule="joint" (the default) makes one discriminator update per batch; pass '
-                             'schedule="paper" for discriminator_steps > 1.')
+            raise ValueError(f'schedule="joint"{" (the default)" if self.default_schedule == "joint" else ""} makes '
+                             'one discriminator update per batch; pass schedule="paper" for discriminator_steps > 1.')
         if not (np.isfinite(generator_weight) and generator_weight > 0):
             raise ValueError(f"generator_weight must be a positive number, got {generator_weight!r}.")
         self.schedule, self.generator_weight = schedule, float(generator_weight)

@@ -36,6 +36,7 @@ class MatchedAutoencoder(LatentAutoencoder):
     """
 
     labels = "optional"  # "required", "optional" or "none": how this model uses labels
+    default_schedule = "paper"  # adversarially: the joint schedule lost on semi-supervised digits (README)
     count_name = "num_classes"  # the constructor argument that holds num_classes
 
     def __init__(self, encoder, decoder, prior, num_classes=10, **kwargs):
