@@ -12,9 +12,9 @@ are written once, here, for every model, each as `backend.phase(loss_fn, variabl
 3. classification (semi-supervised models, labeled examples): the encoder, `classifier_optimizer`.
 
 That is the adversarial models' `schedule="paper"` (the paper's variants' default).
-`schedule="joint"` (AdversarialAutoencoder's default) makes phases 1 and 2 one forward pass and two updates taken from it (`backend.current().phases`):
-encoder and decoder on reconstruction + generator_weight x generator loss, the adversaries on
-their loss.
+`schedule="joint"` (AdversarialAutoencoder's default) makes phases 1 and 2 one forward pass and
+two updates taken from it (`backend.current().phases`): encoder and decoder on reconstruction +
+generator_weight x generator loss, the adversaries on their loss.
 
 Example:
     >>> from aae_keras import models, networks, priors
@@ -79,8 +79,9 @@ class LatentAutoencoder(keras.Model):
     `generator_weight` x the generator loss and one discriminator update, from one forward pass,
     two optimizers; "paper": reconstruction, discriminator and generator updates, three
     optimizers, as in the paper; None: the class's `default_schedule`, "joint" for
-    AdversarialAutoencoder and "paper" for the paper's variants) and `generator_weight`. A saved model without a schedule (from
-    before it existed) loads with "paper", which it was trained with.
+    AdversarialAutoencoder and "paper" for the paper's variants) and `generator_weight`. A saved
+    model without a schedule (from before it existed) loads with "paper", which it was trained
+    with.
     """
 
     labels = "none"  # how fit uses labels: "required", "optional" or "none" (the paper's variants set it)
