@@ -106,12 +106,14 @@ def _add_zoo_parser(commands):
     listing.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
     listing.set_defaults(command=zoo_list_command)
     for action, helptext, command in (
-        ("info", "a preset's manifest entry and recipe, as JSON", zoo_info_command),
+        ("info", "a preset's model card (README.md); --json: its manifest entry and recipe", zoo_info_command),
         ("download", "fetch a preset's archive into the cache (AAE_KERAS_HOME), verified", zoo_download_command),
     ):
         sub = actions.add_parser(action, help=helptext)
         sub.add_argument("name", metavar="NAME")
         sub.set_defaults(command=command)
+        if action == "info":
+            sub.add_argument("--json", action="store_true", help="the manifest entry and the recipe, as JSON")
     build = actions.add_parser("build", help="train a preset from its recipe, evaluate it, record it in the manifest")
     build.add_argument("name", metavar="NAME")
     build.add_argument("--data-dir", default=None, help="directory with the dataset's IDX files (mnist, fashion_mnist)")
@@ -186,28 +188,44 @@ def zoo_list_command(args):
         return
     print(f"{'name':32} {'model':28} {'size':>8}  {'source':10} metrics")
     for name, entry in entries.items():
-        source = "shipped" if entry.get("shipped") else "download" if entry.get("archive") else "recipe"
+        source = _zoo_source(entry)
         size = f"{entry['size'] / 1e6:.1f} MB" if "size" in entry else "-"
         shown = ", ".join(f"{k} {v:.4g}" for k, v in entry.get("metrics", {}).items())
         print(f"{name:32} {entry.get('model_class', '-'):28} {size:>8}  {source:10} {shown or '-'}")
 
 
 def _zoo_markdown(entries):
-    columns = ("test_reconstruction", "code_mmd2", "codes_near_mode", "classification_error", "cluster_accuracy", "nmi")
-    lines = ["| preset | model | data | size | " + " | ".join(columns) + " |", "|---" * (4 + len(columns)) + "|"]
-    for name, entry in entries.items():
-        if "metrics" not in entry:
-            continue
-        values = [f"{entry['metrics'][c]:.4g}" if c in entry["metrics"] else "" for c in columns]
-        lines.append(f"| `{name}` | {entry['model_class']} | {entry['dataset']} | {entry['size'] / 1e6:.1f} MB | "
-                     + " | ".join(values) + " |")
+    """The README's zoo table: every preset, built or not, with its budget, hardware and metrics."""
+    columns = ("test_reconstruction", "code_mmd2", "codes_near_mode", "classification_error", "cluster_accuracy", "nmi",
+               "frechet_distance", "sample_class_accuracy", "test_accuracy")
+    lines = ["| preset | model | data | source | size | budget | hardware | " + " | ".join(columns) + " |",
+             "|---" * (7 + len(columns)) + "|"]
+    for name, entry in sorted(entries.items(), key=lambda item: ("metrics" not in item[1], item[0])):  # built first
+        metrics = entry.get("metrics", {})
+        budget = entry.get("budget")
+        hardware = entry.get("trained_on")
+        cells = [f"`{name}`", entry.get("model_class", ""), entry.get("dataset", ""), _zoo_source(entry),
+                 f"{entry['size'] / 1e6:.1f} MB" if "size" in entry else "",
+                 f"{budget['epochs']} epochs, {budget['fit_seconds']:.0f} s" if budget else "",
+                 f"{hardware['backend']}, {hardware['device']}" if hardware else "",
+                 *(f"{metrics[c]:.4g}" if c in metrics else "" for c in columns)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def zoo_info_command(args):
-    """`aae-keras zoo info NAME`: the manifest entry and the recipe."""
-    from aae_keras import presets, recipes
+def _zoo_source(entry):
+    """Where a preset comes from: "shipped", "download" (an archive, no files here) or "recipe" (not built)."""
+    return "shipped" if entry.get("shipped") else "download" if entry.get("archive") else "recipe"
 
+
+def zoo_info_command(args):
+    """`aae-keras zoo info NAME`: the preset's model card and where its files are
+    (`model_cards.zoo_card`); with --json, the manifest entry and the recipe."""
+    from aae_keras import model_cards, presets, recipes
+
+    if not args.json:
+        print(model_cards.zoo_card(args.name))
+        return
     print(json.dumps({"name": args.name, **presets.info(args.name), "recipe": recipes.load_recipe(args.name)}, indent=2))
 
 

@@ -3,7 +3,8 @@
 A preset is a directory holding `config.json` (the serialized model, compile state stripped),
 `model.weights.h5` and `metadata.json`: the recipe that made it, the dataset and its
 checksum, the seed, library versions, the metrics it reached on the test split, a few check
-latents with their decoded outputs, and the sha256 of the other two files. Every load
+latents with their decoded outputs, and the sha256 of the other files; and its model card,
+`README.md` with `samples.png` (`aae_keras.model_cards`). Every load
 verifies those hashes.
 
 A handle is one of:
@@ -13,7 +14,10 @@ A handle is one of:
 - a local preset directory;
 - an `http(s)://` or `file://` URL of a `.tar.gz` or `.zip` archive, optionally ending in
   `#sha256=<hex>` (or pass `sha256=`);
-- `hf://org/name`, a Hugging Face Hub repository (needs the `hf` extra: huggingface_hub).
+- `hf://org/name` or `hf://org/name@REVISION` (a branch, tag or commit), a Hugging Face Hub
+  repository holding a preset's files (needs the `hf` extra: huggingface_hub). Only those files
+  are fetched, into `<cache>/hf` in huggingface_hub's layout, and verified like any preset;
+  `HF_ENDPOINT` names another Hub or a mirror, and with `HF_HUB_OFFLINE=1` cached copies load.
 
 The zoo is the package data `aae_keras/zoo` of an installed copy, else the source tree's
 `zoo/`. Downloads stream (with a progress bar and a timeout, `AAE_KERAS_DOWNLOAD_TIMEOUT`)
@@ -52,9 +56,9 @@ import keras
 import numpy as np
 
 import aae_keras
-from aae_keras import files
+from aae_keras import files, model_cards
 
-__all__ = ["load", "save", "resolve", "download", "pack", "list", "info", "manifest", "home", "download_timeout",
+__all__ = ["load", "save", "resolve", "download", "pack", "list", "info", "manifest", "home", "download_timeout", "versions",
            "check_outputs", "verify_check", "CONFIG_FILE", "WEIGHTS_FILE", "METADATA_FILE"]
 
 CONFIG_FILE = "config.json"
@@ -155,7 +159,7 @@ def resolve(handle, sha256=None, timeout=None):
             sha256 = sha256 or fragment[len("sha256="):]
         return _fetch_archive(url, sha256, timeout=timeout)
     if scheme == "hf":
-        return _from_hub(handle)
+        return _from_hub(handle, timeout)
     if os.path.isdir(handle):
         return _verified(handle)
     presets = manifest()["presets"]
@@ -312,8 +316,21 @@ def _preset_root(directory):
     raise PresetError(f"the archive holds no preset: no {CONFIG_FILE} at its top level or in a single folder.")
 
 
-def _from_hub(handle):
-    repo = handle[len("hf://"):].strip("/")
+_HUB_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, "README.md", "samples.png")  # what an hf:// load fetches
+
+
+def _from_hub(handle, timeout=None):
+    """The verified snapshot of the Hub repository `hf://org/name[@revision]`, fetched (only the
+    preset's files, `_HUB_FILES`) into the cache `<home>/hf` in huggingface_hub's layout; a snapshot
+    that fails verification is removed, with the blobs whose sha256 is wrong."""
+    repo, at, revision = handle[len("hf://"):].partition("@")
+    parts = repo.split("/")
+    if len(parts) != 2 or not all(parts) or (at and not revision):
+        raise PresetError(
+            f"{handle!r} is not a valid Hugging Face Hub handle: expected hf://org/name or "
+            "hf://org/name@REVISION (REVISION: a branch, tag or commit), e.g. hf://my-org/my-preset@v1."
+        )
+    timeout = download_timeout(timeout)
     try:
         import huggingface_hub
     except ImportError:
@@ -321,8 +338,110 @@ def _from_hub(handle):
             f"{handle} is a Hugging Face Hub handle, which needs huggingface_hub: "
             "pip install 'aae-keras[hf]'."
         ) from None
-    directory = huggingface_hub.snapshot_download(repo_id=repo, cache_dir=os.path.join(home(), "hf"))
-    return _verified(directory)
+    # read at call time (huggingface_hub reads HF_ENDPOINT once, when it is imported)
+    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or None
+    cache = os.path.join(home(), "hf")
+    try:
+        directory = huggingface_hub.snapshot_download(
+            repo_id=repo, revision=revision or None, cache_dir=cache, allow_patterns=[*_HUB_FILES],
+            etag_timeout=timeout, endpoint=endpoint)
+    except Exception as error:  # noqa: BLE001 - huggingface_hub's errors become PresetErrors; others re-raise
+        message = _hub_error_message(error, handle, repo, revision, endpoint or huggingface_hub.constants.ENDPOINT, cache)
+        if message is None:
+            raise
+        raise PresetError(message) from None
+    where = f"the Hub repository {repo}" + (f" at revision {revision!r}" if revision else "")
+    missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE) if not os.path.isfile(os.path.join(directory, f))]
+    try:
+        if missing:
+            raise PresetError(f"{handle} is not an aae-keras preset: {', '.join(missing)} missing from {where}; "
+                              "its maintainer must upload all the preset's files.")
+        return _verified(directory)
+    except PresetError:
+        _discard_snapshot(directory)
+        raise
+
+
+def _hub_error_message(error, handle, repo, revision, endpoint, cache):
+    """A PresetError message for an error of huggingface_hub's `snapshot_download`; None for any other."""
+    import importlib
+
+    try:
+        errors = importlib.import_module("huggingface_hub.errors")
+    except ImportError:  # huggingface_hub < 0.23
+        errors = importlib.import_module("huggingface_hub.utils")
+
+    def kind(*names):
+        return isinstance(error, tuple(getattr(errors, n) for n in names if hasattr(errors, n)))
+
+    cause = error.__cause__ or error.__context__
+    login = "a private repository needs a login (hf auth login, or set HF_TOKEN)"
+    unreachable = ("set HF_ENDPOINT to the address of your Hub or mirror if you use one; with HF_HUB_OFFLINE=1, "
+                   "presets already in the cache load without asking the Hub")
+    if kind("HFValidationError"):
+        return f"{handle!r}: {repo!r} is not a valid Hub repository id ({error}); expected hf://org/name[@REVISION]."
+    if kind("GatedRepoError"):
+        return (f"the Hub repository {repo} ({endpoint}) is gated: accept its conditions on its page, then log in "
+                "(hf auth login, or set HF_TOKEN).")
+    if kind("RepositoryNotFoundError"):
+        return (f"no repository {repo} on the Hugging Face Hub at {endpoint}: check the name in {handle}; {login}.")
+    if kind("RevisionNotFoundError"):
+        return (f"the Hub repository {repo} has no revision {revision!r}: name an existing branch, tag or commit "
+                f"(hf://{repo}@REVISION), or drop '@{revision}' for the default branch.")
+    if kind("EntryNotFoundError") and not kind("LocalEntryNotFoundError"):
+        url = str(getattr(getattr(error, "response", None), "url", "") or "")
+        _, found, name = urllib.parse.unquote(urllib.parse.urlsplit(url).path).partition("/resolve/")
+        name = name.partition("/")[2] if found else "a file"
+        return (f"{handle} is not a complete aae-keras preset: the Hub repository {repo} lists {name} but does not "
+                f"serve it (404 file not found at {url or endpoint}); its maintainer must upload it again.")
+    if kind("IncompleteSnapshotError"):
+        return (f"the cached copy of {handle} in {cache} is incomplete and the Hub at {endpoint} could not be "
+                f"reached to complete it: check your connection and load it again; {unreachable}.")
+    if kind("LocalEntryNotFoundError", "OfflineModeIsEnabled"):
+        if kind("OfflineModeIsEnabled") or isinstance(cause, getattr(errors, "OfflineModeIsEnabled", ())) or \
+                getattr(importlib.import_module("huggingface_hub.constants"), "HF_HUB_OFFLINE", False):
+            return (f"{handle} is not in the cache {cache} and downloads are off (HF_HUB_OFFLINE is set): "
+                    "unset HF_HUB_OFFLINE (or set it to 0) to download it.")
+        if isinstance(cause, getattr(errors, "FileMetadataError", ())):
+            return (f"the server at {endpoint} does not answer like a Hugging Face Hub for {handle} ({cause}): "
+                    f"check HF_ENDPOINT.")
+        if isinstance(cause, getattr(errors, "HfHubHTTPError", ())) and getattr(cause, "response", None) is not None:
+            status = cause.response.status_code
+            if status in (401, 403):
+                return f"the Hub at {endpoint} refused {handle} (HTTP {status}): {login}."
+            return (f"the Hugging Face Hub at {endpoint} answered HTTP {status} for {handle}, which is not in the "
+                    f"cache {cache}: try again later; {unreachable}.")
+        reason = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        return (f"could not reach the Hugging Face Hub at {endpoint}{reason} to fetch {handle}, which is not in the "
+                f"cache {cache}: check your connection; {unreachable}.")
+    if kind("HfHubHTTPError"):
+        status = getattr(getattr(error, "response", None), "status_code", "?")
+        return f"the Hugging Face Hub at {endpoint} answered HTTP {status} for {handle}: try again later; {unreachable}."
+    if isinstance(error, (ConnectionError, TimeoutError)) or type(error).__module__.split(".")[0] in (
+            "httpx", "httpx2", "httpcore", "requests", "urllib3"):
+        return (f"could not download {handle} from the Hugging Face Hub at {endpoint} ({type(error).__name__}: "
+                f"{error}): check your connection; {unreachable}.")
+    if isinstance(error, OSError):
+        return f"could not store {handle} in the cache {cache}: {error}; set AAE_KERAS_HOME to a writable directory."
+    return None
+
+
+def _discard_snapshot(directory):
+    """Remove a Hub snapshot that failed verification from the cache, and the blobs of the files
+    whose sha256 differs from metadata.json's record (else a retry would link them again)."""
+    try:
+        records = _read_json(os.path.join(directory, METADATA_FILE)).get("files", {})
+        bad = [n for n, r in records.items() if os.path.isfile(os.path.join(directory, n))
+               and _sha256(os.path.join(directory, n)) != r.get("sha256")]
+    except (PresetError, AttributeError, OSError):
+        bad = [METADATA_FILE]
+    storage = os.path.realpath(os.path.join(directory, os.pardir, os.pardir))  # <cache>/models--org--name
+    for name in bad:
+        blob = os.path.realpath(os.path.join(directory, name))
+        if os.path.commonpath([blob, storage]) == storage:
+            with contextlib.suppress(OSError):
+                os.remove(blob)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- verification
@@ -400,7 +519,9 @@ def save(model, directory, name=None, overwrite=False, **metadata):
     """Write `model` as a preset directory (atomically); returns the metadata written.
 
     Keyword arguments (recipe, dataset, seed, metrics, ...) go into metadata.json, next to
-    the versions, the sha256 of each file and `check`: decoded outputs of fixed latents.
+    the versions, the sha256 of each file and `check`: decoded outputs of fixed latents. The
+    model card (`model_cards.write`: README.md, and samples.png for a model that samples)
+    is written beside them and hashed with them.
     """
     directory = os.path.abspath(os.fspath(directory))
     if os.path.exists(directory) and not overwrite:
@@ -420,12 +541,12 @@ def save(model, directory, name=None, overwrite=False, **metadata):
         bare.save_weights(os.path.join(staging, WEIGHTS_FILE))
         full = {
             "name": name, "model_class": type(model).__name__, **metadata,
-            "versions": {"aae_keras": aae_keras.__version__, "keras": keras.__version__,
-                         "tensorflow": _tensorflow_version()},
+            "versions": versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "check": check_outputs(model),
-            "files": {f: file_record(os.path.join(staging, f)) for f in HASHED_FILES},
         }
+        card = model_cards.write(staging, full, model)  # README.md, and samples.png for a model that samples
+        full["files"] = {f: file_record(os.path.join(staging, f)) for f in (*HASHED_FILES, *card)}
         _write_json(full, os.path.join(staging, METADATA_FILE))
         os.chmod(staging, 0o755)  # mkdtemp makes it private
         if os.path.exists(directory):
@@ -484,7 +605,17 @@ def _write_json(obj, path):
         f.write("\n")
 
 
-def _tensorflow_version():
-    import tensorflow as tf
+def versions():
+    """{"aae_keras", "keras", "backend", and the version of each of tensorflow, jax and torch
+    that is installed} (what a preset's metadata records).
 
-    return tf.__version__
+    >>> {"aae_keras", "keras", "backend"} <= set(versions())
+    True
+    """
+    import importlib.metadata
+
+    found = {"aae_keras": aae_keras.__version__, "keras": keras.__version__, "backend": keras.backend.backend()}
+    for package in ("tensorflow", "jax", "torch"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[package] = importlib.metadata.version(package)
+    return found

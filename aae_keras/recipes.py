@@ -2,10 +2,14 @@
 
 A recipe `zoo/recipes/<name>.json` holds the preset's description, the exact `aae-keras train`
 arguments that make it (`"train"`), whether its files ship with the repository (`"shipped"`),
-and optionally per-metric tolerances for a rebuild (`"tolerance"`, else `TOLERANCES`).
+optionally per-metric tolerances for a rebuild (`"tolerance"`, else `TOLERANCES`), and
+optionally the backend and device it is meant to be built on (`"build_on"`; `build` records
+where it actually ran as `trained_on` in the metadata and the manifest). The
+sample-quality classifier's recipe has `"kind": "classifier"` and `"classifier"` options
+(dataset, epochs, batch_size, seed) instead of `"train"`.
 
 `build(name)` trains with those arguments, evaluates on the test split, writes the preset
-directory (default `zoo/presets/<name>`), packs the reproducible archive
+directory (default `zoo/presets/<name>`, or `zoo/build/<name>` for one that does not ship), packs the reproducible archive
 `zoo/archives/<name>.tar.gz` (what a zoo mirror serves) and updates the manifest entry with
 file hashes, sizes and metrics. `build(name, check=True)` trains in a temporary directory and
 only compares the metrics it reaches with the recorded ones.
@@ -33,6 +37,9 @@ TOLERANCES = {
     "classification_error": ("absolute", 0.03),
     "cluster_accuracy": ("absolute", 0.05),
     "nmi": ("absolute", 0.05),
+    "frechet_distance": ("relative", 0.15),
+    "sample_class_accuracy": ("absolute", 0.05),
+    "test_accuracy": ("absolute", 0.01),
 }
 
 
@@ -68,23 +75,21 @@ def compare(recorded, reached, tolerance=None):
 def build(name, data_dir=None, out=None, check=False, verbose=0):
     """Train and evaluate preset `name` from its recipe.
 
-    Without `check`: write the preset (default zoo/presets/<name>), its archive and its
-    manifest entry; returns {"directory", "metrics", "archive"}. With `check`: returns
-    {"metrics", "comparison"} against the manifest's recorded metrics and writes nothing.
-    The places it writes are checked before training; a run whose loss or weights turn NaN
-    or inf stops with `callbacks.NonFiniteError` and writes nothing.
+    Without `check`: write the preset (default: `default_directory(name)`) with its model card,
+    its archive and its manifest entry; returns {"directory", "metrics", "archive"}. With `check`:
+    returns {"metrics", "comparison"} against the manifest's recorded metrics and writes
+    nothing. The places it writes are checked before training; a run whose loss or weights
+    turn NaN or inf stops with `callbacks.NonFiniteError` and writes nothing.
     """
     recipe = load_recipe(name)
-    data_flags = ["--data-dir", os.fspath(data_dir)] if data_dir else []
-    settings = runs.TrainSettings.from_argv([*recipe["train"], *data_flags, "--verbose", str(verbose)]).checked()
-    directory = os.path.abspath(out or presets.ZOO_DIR / "presets" / name)
+    directory = os.path.abspath(out or default_directory(name))
     if not check:  # before training: a place that cannot be written fails at once
         runs.check_writable(os.path.dirname(directory), "--out", directory, missing_ok=True)
         runs.check_writable(ARCHIVES_DIR, "the archive", ARCHIVES_DIR / f"{name}.tar.gz", missing_ok=True)
         runs.check_writable(presets.ZOO_DIR, "the manifest", presets.ZOO_DIR / "manifest.json")
-    prior, dataset, labels = runs.prepare_training(settings)
-    model, results = runs.fit_and_evaluate(settings, prior, dataset, labels)
-    metrics = summary(results)
+    train = _train_classifier if recipe.get("kind") == "classifier" else _train_autoencoder
+    model, dataset, seed, results, metrics = train(recipe, data_dir, verbose)
+    hardware = runs.hardware()
     if check:
         recorded = presets.info(name).get("metrics")
         if not recorded:
@@ -95,18 +100,55 @@ def build(name, data_dir=None, out=None, check=False, verbose=0):
         model, directory, name=name, overwrite=True, description=recipe["description"], recipe=recipe,
         dataset={"name": dataset.name, "sha256": data.checksum(dataset), "train_size": len(dataset.x_train),
                  "test_size": len(dataset.x_test)},
-        seed=settings.seed, metrics=metrics, results=results,
+        seed=seed, trained_on=hardware, metrics=metrics, results=results,
     )
     os.makedirs(ARCHIVES_DIR, exist_ok=True)
     archive = presets.pack(directory, os.path.join(ARCHIVES_DIR, f"{name}.tar.gz"))
-    records = {f: presets.file_record(os.path.join(directory, f))
-               for f in (presets.CONFIG_FILE, presets.WEIGHTS_FILE, presets.METADATA_FILE)}
+    records = {f: presets.file_record(os.path.join(directory, f)) for f in sorted(os.listdir(directory))}
     _update_manifest(name, {
         "description": recipe["description"], "model_class": type(model).__name__, "dataset": dataset.name,
         "recipe": f"recipes/{name}.json", "shipped": bool(recipe.get("shipped", False)), "files": records,
         "size": sum(r["size"] for r in records.values()), "archive": archive, "metrics": metrics,
+        "budget": {"epochs": results["epochs"], "fit_seconds": round(results["fit_seconds"], 1)},
+        "trained_on": hardware,
     })
     return {"directory": directory, "metrics": metrics, "archive": archive}
+
+
+def default_directory(name):
+    """Where `build` writes preset `name`: zoo/presets/<name> for a shipped preset, else
+    zoo/build/<name> (ignored by git: a download-only preset's files are published, not committed)."""
+    shipped = load_recipe(name).get("shipped", False)
+    return presets.ZOO_DIR / ("presets" if shipped else "build") / name
+
+
+def _train_autoencoder(recipe, data_dir, verbose):
+    """`aae-keras train` with the recipe's arguments: (model, dataset, seed, results, metrics),
+    the metrics with the sample quality (`sample_quality.score`) where the data has a classifier."""
+    from aae_keras import sample_quality
+
+    data_flags = ["--data-dir", os.fspath(data_dir)] if data_dir else []
+    settings = runs.TrainSettings.from_argv([*recipe["train"], *data_flags, "--verbose", str(verbose)]).checked()
+    prior, dataset, labels = runs.prepare_training(settings)
+    model, results = runs.fit_and_evaluate(settings, prior, dataset, labels)
+    metrics = {**summary(results), **sample_quality.score(model, dataset, seed=settings.seed)}
+    return model, dataset, settings.seed, results, metrics
+
+
+def _train_classifier(recipe, data_dir, verbose):
+    """The sample-quality classifier (`recipe["classifier"]`: dataset, epochs, batch_size, seed)."""
+    import time
+
+    from aae_keras import sample_quality
+
+    options = recipe["classifier"]
+    dataset = data.load(options["dataset"], data_dir=data_dir)
+    start = time.perf_counter()
+    model, results = sample_quality.train_classifier(dataset, epochs=options["epochs"],
+                                                     batch_size=options["batch_size"], seed=options["seed"],
+                                                     verbose=verbose)
+    results["fit_seconds"] = time.perf_counter() - start
+    return model, dataset, options["seed"], results, {"test_accuracy": results["test_accuracy"]}
 
 
 def _update_manifest(name, entry):
@@ -122,8 +164,10 @@ def _update_manifest(name, entry):
 def recipe_only_entry(name):
     """The manifest entry of a recipe that has not been built (no files, no metrics)."""
     recipe = load_recipe(name)
-    return {"description": recipe["description"], "recipe": f"recipes/{name}.json",
-            "shipped": False, "dataset": recipe["train"][recipe["train"].index("--dataset") + 1]}
+    dataset = recipe["classifier"]["dataset"] if recipe.get("kind") == "classifier" else \
+        recipe["train"][recipe["train"].index("--dataset") + 1]
+    return {"description": recipe["description"], "recipe": f"recipes/{name}.json", "shipped": False,
+            "dataset": dataset}
 
 
 def register(name):

@@ -32,6 +32,8 @@ import tempfile
 import time
 from typing import NamedTuple, Optional, Tuple
 
+import numpy as np
+
 from aae_keras import data, distribute, files
 
 __all__ = ["TrainSettings", "Run", "UsageError", "train", "prepare_training", "fit_and_evaluate", "make_prior",
@@ -53,6 +55,7 @@ NETWORKS = ("mlp", "conv")
 REGULARIZERS = ("mmd", "adversarial")  # of the paper's variants
 SCHEDULES = ("joint", "paper")  # the adversarial models' (models.base.SCHEDULES; runs imports no Keras)
 DEFAULT_EPOCHS = {"digits": 200, "mnist": 20, "fashion_mnist": 20}
+VALIDATION_SIZE = 5000  # training images held out for --patience when --validation is not given
 MODE_RADIUS = 1.5  # a test code "sits on a mode" when it is this close to a mixture mean
 NUM_SAMPLES = 100  # decoded prior samples in samples.png
 MMD_BATCH = 2000  # test codes used for the code-to-prior MMD (its cost is quadratic)
@@ -87,6 +90,9 @@ class TrainSettings:
     hidden: Tuple[int, ...] = (256, 256)
     weight: float = 100.0
     schedule: Optional[str] = None
+    patience: Optional[int] = None
+    min_epochs: int = 0
+    validation: Optional[int] = None
     lr: float = 1e-3
     strategy: str = "auto"
     seed: int = 0
@@ -147,8 +153,15 @@ class TrainSettings:
                 f"--prior {prior} is 2-D, so it needs --latent-dim 2 (got {self.latent_dim}); use "
                 "--prior mixture for 10 Gaussian modes in any dimension."
             )
-        return dataclasses.replace(self, regularizer=regularizer, prior=prior,
-                                   epochs=self.epochs or DEFAULT_EPOCHS[self.dataset])
+        epochs = self.epochs or DEFAULT_EPOCHS[self.dataset]
+        if self.min_epochs > epochs:
+            raise UsageError(f"--min-epochs {self.min_epochs} is more than --epochs {epochs}; --epochs is the most "
+                             "an early-stopped run trains.")
+        validation = self.validation if self.validation is not None else (VALIDATION_SIZE if self.patience else 0)
+        if self.patience and not validation:
+            raise UsageError("--patience watches the validation loss, so it needs held-out images: drop "
+                             f"--validation 0 (default with --patience: {VALIDATION_SIZE}).")
+        return dataclasses.replace(self, regularizer=regularizer, prior=prior, epochs=epochs, validation=validation)
 
     def directory(self):
         """The run directory: `out`, else aae_runs/<model>_<prior, or regularizer for the
@@ -199,6 +212,9 @@ def train(settings):
 def prepare_training(settings):
     """The prior, the data and the labels fit gets for checked settings: (prior, dataset, labels)."""
     dataset = data.load(settings.dataset, data_dir=settings.data_dir)
+    if settings.validation >= len(dataset.x_train):
+        raise UsageError(f"--validation {settings.validation} holds out every one of the {len(dataset.x_train)} "
+                         f"training images of {dataset.name}; hold out fewer.")
     return make_prior(settings.prior, settings.latent_dim), dataset, training_labels(settings, dataset)
 
 
@@ -206,28 +222,42 @@ def fit_and_evaluate(settings, prior, dataset, labels):
     """Build the model the checked settings describe, fit it, evaluate it: (model, results).
 
     results: "train" and "test" (`evaluate` on each split), `code_metrics` on the test split,
-    "epochs" and "fit_seconds". Training stops with `callbacks.NonFiniteError` if the loss or
-    a weight turns NaN or inf.
+    "epochs" (trained) and "fit_seconds". With `validation`, the last that many training
+    images are held out (fit never trains on them) and "validation" holds their metrics; with
+    `patience`, fit stops once the validation loss has not improved for that many epochs
+    (not before `min_epochs`) and keeps the best epoch's weights ("best_epoch"). Training
+    stops with `callbacks.NonFiniteError` if the loss or a weight turns NaN or inf.
     """
     import keras
 
     from aae_keras import callbacks
 
     verbose = settings.verbose if settings.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    keep = len(dataset.x_train) - settings.validation
+    x, y = dataset.x_train[:keep], None if labels is None else labels[:keep]
+    held_out = (dataset.x_train[keep:], None if labels is None else labels[keep:])
+    watch = [callbacks.StopOnNonFinite()]
+    if settings.patience:
+        watch.append(keras.callbacks.EarlyStopping("val_loss", patience=settings.patience, restore_best_weights=True,
+                                                   start_from_epoch=settings.min_epochs))
     keras.utils.set_random_seed(settings.seed)
     with distribute.get_strategy(settings.strategy).scope():  # on JAX a DataParallel must hold during fit too
         model = make_model(settings, dataset.image_shape, prior, dataset.num_classes)
         fit_start = time.perf_counter()
-        model.fit(dataset.x_train, labels, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
-                  verbose=verbose, callbacks=[callbacks.StopOnNonFinite()])
+        history = model.fit(x, y, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
+                            verbose=verbose, callbacks=watch,
+                            validation_data=held_out if settings.validation else None)
         fit_seconds = time.perf_counter() - fit_start
         results = {
-            "train": evaluate(model, dataset.x_train, labels, settings.batch_size),
+            "train": evaluate(model, x, y, settings.batch_size),
+            **({"validation": evaluate(model, *held_out, settings.batch_size)} if settings.validation else {}),
             "test": evaluate(model, dataset.x_test, dataset.y_test, settings.batch_size),
             **code_metrics(model, dataset.x_test, dataset.y_test),
-            "epochs": settings.epochs,
+            "epochs": len(history.epoch),
             "fit_seconds": fit_seconds,
         }
+        if settings.patience:
+            results["best_epoch"] = watch[-1].best_epoch + 1
     return model, results
 
 
@@ -284,12 +314,14 @@ def training_labels(settings, dataset):
         return None
     if settings.labels is None:
         return dataset.y_train
-    if settings.labels > len(dataset.y_train):
+    pool = len(dataset.y_train) - settings.validation  # the held-out images lend no labels
+    if settings.labels > pool:
         raise UsageError(
-            f"--labels {settings.labels} is more than the {len(dataset.y_train)} training examples of "
+            f"--labels {settings.labels} is more than the {pool} training examples of "
             f"{dataset.name}; choose at most that."
         )
-    return data.keep_labels(dataset.y_train, settings.labels, seed=settings.seed)
+    kept = data.keep_labels(dataset.y_train[:pool], settings.labels, seed=settings.seed)
+    return np.concatenate([kept, np.full(settings.validation, -1, kept.dtype)])
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -363,7 +395,10 @@ def hardware():
 
     from aae_keras import backend
 
-    return {"backend": keras.backend.backend(), "device": backend.current().device_name()}
+    device = backend.current().device_name()
+    if device == "cpu":
+        device = f"cpu ({len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores)"
+    return {"backend": keras.backend.backend(), "device": device}
 
 
 def sample_seed(seed):
@@ -466,6 +501,14 @@ def add_train_arguments(parser):
                         help="adversarial models: joint (one encoder/decoder update on reconstruction + generator "
                         "loss, one discriminator update; the default of --model adversarial) or paper (three "
                         "phases; the default of the paper's variants)")
+    parser.add_argument("--patience", type=positive_int, default=default.patience,
+                        help="stop once the validation loss has not improved for N epochs and keep the best "
+                        "epoch's weights (--epochs is then the most it trains; default: train every epoch)")
+    parser.add_argument("--min-epochs", type=nonnegative_int, default=default.min_epochs,
+                        help="with --patience: never stop before this epoch (default: %(default)s)")
+    parser.add_argument("--validation", type=nonnegative_int, default=default.validation,
+                        help=f"hold out the last N training images for validation (default: {VALIDATION_SIZE} "
+                        "with --patience, else 0); with --labels, their labels are not used")
     parser.add_argument("--lr", type=float, default=default.lr, help="Adam learning rate; for the AAE, of the "
                         "reconstruction phase (its discriminator and generator use Adam(5e-4, beta_1=0.5)) "
                         "(default: %(default)s)")
@@ -500,6 +543,17 @@ def positive_int(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def nonnegative_int(text):
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 

@@ -10,12 +10,16 @@
 
 Each runs for `--regularizers` (mmd: closed form; adversarial) over `--seeds` and reports
 mean +- std and wall-clock seconds. The paper trains the 1000-1000 MLPs for thousands of
-epochs; `--epochs` sets our (much shorter) schedule. Fashion-MNIST is read offline from
+epochs; `--epochs` sets our (much shorter) schedule. With `--from-recipes`, every run trains
+from the zoo's paper-budget recipe of its cell instead (`fashion_mnist_<task>_<mmd|aae>_paper`:
+MLP 1000-1000, early stopping, at least 100 epochs), with the run's seed; semi/all drops the
+recipe's --labels; `--epochs N` then caps each run at N epochs (a smoke test). Fashion-MNIST is read offline from
 ../shared/data/fashion-mnist (or AAE_KERAS_FASHION_MNIST_DIR); MNIST with --dataset mnist
 --data-dir DIR (or network).
 
     python benchmarks/paper.py --epochs 10 --seeds 0 1 --out benchmarks/results/paper.json
     python benchmarks/paper.py --render benchmarks/results/paper.json   # markdown table
+    KERAS_BACKEND=jax python benchmarks/paper.py --from-recipes --out benchmarks/results/paper_recipes.json
 """
 
 import argparse
@@ -27,8 +31,9 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from aae_keras import data, files, metrics, models, networks, priors
+from aae_keras import data, files, metrics, models, networks, priors, recipes, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = os.environ.get("AAE_KERAS_FASHION_MNIST_DIR", str(ROOT.parent / "shared" / "data" / "fashion-mnist"))
@@ -49,6 +54,23 @@ def semi(dataset, labels, regularizer, seed, args):
     y = dataset.y_train if labels == "all" else data.keep_labels(dataset.y_train, int(labels), seed=seed)
     model = _fit(models.SemiSupervisedAutoencoder, priors.gaussian(10), 10, dataset, y, regularizer, seed, args)
     return 100.0 * metrics.classification_error(dataset.y_test, model.classify(dataset.x_test))
+
+
+def labeled_only(dataset, labels, _, seed, args):
+    """Test error (%) of the semi-supervised model's classifier network (an MLP of --hidden,
+    1000-1000 with --from-recipes) trained on the `labels` labeled images alone: the baseline
+    the unlabeled images must beat. The same labels as `semi` (keep_labels, same seed)."""
+    hidden = (1000, 1000) if args.from_recipes else args.hidden
+    pool = len(dataset.y_train) - (runs.VALIDATION_SIZE if args.from_recipes else 0)  # as the recipes draw them
+    y = data.keep_labels(dataset.y_train[:pool], int(labels), seed=seed)
+    keras.utils.set_random_seed(seed)
+    classifier = keras.Sequential([keras.Input(dataset.image_shape), keras.layers.Flatten(),
+                                   *(keras.layers.Dense(h, activation="relu") for h in hidden), keras.layers.Dense(10)])
+    classifier.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    labeled = y >= 0
+    classifier.fit(dataset.x_train[:pool][labeled], y[labeled], epochs=LABELED_EPOCHS, batch_size=32, verbose=0)
+    predicted = np.argmax(classifier.predict(dataset.x_test, verbose=0), axis=1)
+    return 100.0 * metrics.classification_error(dataset.y_test, predicted), LABELED_EPOCHS
 
 
 def clustering(dataset, clusters, regularizer, seed, args):
@@ -76,7 +98,38 @@ def parzen(dataset, _, regularizer, seed, args):
     return result["mean"]
 
 
-EXPERIMENTS = {"semi": (semi, ("100", "1000", "all")), "clustering": (clustering, ("16", "30")), "parzen": (parzen, ("",))}
+EXPERIMENTS = {"semi": (semi, ("100", "1000", "all")), "labeled_only": (labeled_only, ("100", "1000")),
+               "clustering": (clustering, ("16", "30")), "parzen": (parzen, ("",))}
+UNREGULARIZED = ("labeled_only",)  # no latent regularizer: one run per seed, shown in both columns
+LABELED_EPOCHS = 200
+RECIPE_TASKS = {"semi/100": "semisup100", "semi/1000": "semisup1000", "semi/all": "semisup1000",
+                "clustering/16": "cluster16", "clustering/30": "cluster30", "parzen": "gauss8"}
+
+
+def recipe_settings(key, regularizer, seed, args):
+    """The checked TrainSettings of the zoo recipe behind table cell `key`, for `seed`."""
+    name = f"fashion_mnist_{RECIPE_TASKS[key]}_{'mmd' if regularizer == 'mmd' else 'aae'}_paper"
+    argv = list(recipes.load_recipe(name)["train"])
+    if key == "semi/all":
+        del argv[argv.index("--labels"):argv.index("--labels") + 2]
+    cap = ["--epochs", str(args.epochs), "--min-epochs", "0"] if args.epochs else []
+    return runs.TrainSettings.from_argv([*argv, "--seed", str(seed), "--verbose", "0", *cap,
+                                         *(["--data-dir", args.data_dir] if args.data_dir else [])]).checked()
+
+
+def from_recipe(key, regularizer, seed, args):
+    """(measure, epochs trained) of table cell `key` trained from its zoo recipe."""
+    settings = recipe_settings(key, regularizer, seed, args)
+    prior, dataset, labels = runs.prepare_training(settings)
+    model, results = runs.fit_and_evaluate(settings, prior, dataset, labels)
+    if key.startswith("semi"):
+        return 100.0 * results["classification_error"], results["epochs"]
+    if key.startswith("clustering"):
+        return 100.0 * (1.0 - metrics.cluster_accuracy(dataset.y_test, model.cluster(dataset.x_test),
+                                                       mapping="majority")), results["epochs"]
+    bandwidth_images = dataset.x_train[-(settings.validation or VALIDATION):]
+    samples = model.sample(PARZEN_SAMPLES, seed=(seed, 99))
+    return metrics.parzen_evaluate(dataset.x_test, bandwidth_images, samples)["mean"], results["epochs"]
 
 
 def _fit(cls, prior, count, dataset, y, regularizer, seed, args):
@@ -94,26 +147,43 @@ def run(args):
     for name in args.experiments:
         function, settings = EXPERIMENTS[name]
         for setting in settings:
-            for regularizer in args.regularizers:
-                values, seconds = [], []
+            for regularizer in (["none"] if name in UNREGULARIZED else args.regularizers):
+                key = f"{name}/{setting}" if setting else name
+                values, seconds, epochs = [], [], []
                 for seed in args.seeds:
                     start = time.perf_counter()
-                    values.append(float(function(dataset, setting, regularizer, seed, args)))
+                    if name in UNREGULARIZED:
+                        value, trained = function(dataset, setting, regularizer, seed, args)
+                    elif args.from_recipes:
+                        value, trained = from_recipe(key, regularizer, seed, args)
+                    else:
+                        value, trained = function(dataset, setting, regularizer, seed, args), args.epochs
+                    values.append(float(value))
+                    epochs.append(trained)
                     seconds.append(time.perf_counter() - start)
-                    print(f"{name} {setting} {regularizer} seed {seed}: {values[-1]:.3f} ({seconds[-1]:.0f} s)", flush=True)
-                key = f"{name}/{setting}" if setting else name
+                    print(f"{name} {setting} {regularizer} seed {seed}: {values[-1]:.3f} ({seconds[-1]:.0f} s, "
+                          f"{trained} epochs)", flush=True)
                 rows.append({"experiment": key, "regularizer": regularizer, "values": values, "seconds": seconds,
-                             "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0})
+                             "epochs": epochs, "mean": statistics.fmean(values),
+                             "std": statistics.stdev(values) if len(values) > 1 else 0.0})
     return {"dataset": dataset.name, "epochs": args.epochs, "hidden": list(args.hidden), "weight": args.weight,
-            "seeds": args.seeds, "rows": rows}
+            "seeds": args.seeds, "from_recipes": bool(args.from_recipes), "hardware": runs.hardware(), "rows": rows}
 
 
 def render(report):
     """A markdown table of a report, next to the paper's MNIST figures."""
-    units = {"semi": "error %", "clustering": "error %", "parzen": "log-likelihood (nats)"}
+    units = {"semi": "error %", "labeled_only": "error % (labeled images alone)", "clustering": "error %",
+             "parzen": "log-likelihood (nats)"}
+    if report.get("from_recipes"):
+        trained = [e for row in report["rows"] for e in row["epochs"]]
+        budget = (f"the zoo's paper-budget recipes (MLP 1000-1000, early stopping: {min(trained)}-{max(trained)} "
+                  f"epochs{', capped at ' + str(report['epochs']) if report['epochs'] else ''})")
+    else:
+        budget = f"MLP {tuple(report['hidden'])}, {report['epochs']} epochs"
+    hardware = report.get("hardware")
     lines = [
-        (f"Dataset {report['dataset']}, MLP {tuple(report['hidden'])}, {report['epochs']} epochs, batch 100, "
-         f"MMD weight {report['weight']}, seeds {report['seeds']}."),
+        (f"Dataset {report['dataset']}, {budget}, batch 100, MMD weight {report['weight']}, seeds {report['seeds']}"
+         + (f", {hardware['backend']} on {hardware['device']}." if hardware else ".")),
         "",
         "| experiment | measure | closed-form MMD | adversarial | paper, AAE on MNIST | s per run (MMD / adv.) |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -122,6 +192,8 @@ def render(report):
     for row in report["rows"]:
         by_key.setdefault(row["experiment"], {})[row["regularizer"]] = row
     for key, runs in by_key.items():
+        if "none" in runs:  # no regularizer: the same figure serves both columns
+            runs = {"mmd": runs["none"], "adversarial": runs["none"]}
         cells = [f"{runs[r]['mean']:.2f} +- {runs[r]['std']:.2f}" if r in runs else "" for r in ("mmd", "adversarial")]
         times = " / ".join(f"{statistics.fmean(runs[r]['seconds']):.0f}" for r in ("mmd", "adversarial") if r in runs)
         lines.append(f"| {key} | {units[key.split('/')[0]]} | {cells[0]} | {cells[1]} | {PAPER_MNIST.get(key, '')} | {times} |")
@@ -134,7 +206,10 @@ def main(argv=None):
     parser.add_argument("--regularizers", nargs="+", choices=("mmd", "adversarial"), default=["mmd", "adversarial"])
     parser.add_argument("--dataset", default="fashion_mnist", choices=("fashion_mnist", "mnist"))
     parser.add_argument("--data-dir", default=None, help=f"IDX files (default for fashion_mnist: {DEFAULT_DATA})")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per run (default 10; with --from-recipes: the recipe's early stopping)")
+    parser.add_argument("--from-recipes", action="store_true",
+                        help="train each run from the zoo's paper-budget recipe of its cell (--hidden, --weight unused)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--hidden", type=lambda t: tuple(int(v) for v in t.split(",")), default=networks.PAPER_HIDDEN)
     parser.add_argument("--weight", type=float, default=100.0, help="MMD weight")
@@ -146,6 +221,10 @@ def main(argv=None):
         return
     if args.data_dir is None and args.dataset == "fashion_mnist":
         args.data_dir = DEFAULT_DATA
+    if args.from_recipes and args.dataset != "fashion_mnist":
+        parser.error("--from-recipes trains the zoo's Fashion-MNIST recipes; drop --dataset")
+    if args.epochs is None and not args.from_recipes:
+        args.epochs = 10
     report = run(args)
     table = render(report)
     print(table, end="")

@@ -94,10 +94,11 @@ def variant_labels(name, y, labeled_fraction=0.5, seed=0):
 
 
 @contextlib.contextmanager
-def http_server(directory):
-    """Serve `directory` over HTTP on 127.0.0.1 (a free port) in a thread; yields the base URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+def serving(handler):
+    """Run the `http.server` request handler class `handler` on 127.0.0.1 (a free port) in a
+    thread; yields the base URL."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -105,6 +106,11 @@ def http_server(directory):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def http_server(directory):
+    """Serve `directory` over HTTP on 127.0.0.1 (a free port) in a thread; yields the base URL."""
+    return serving(functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory)))
 
 
 @pytest.fixture(params=["mixed_bfloat16", "mixed_float16"])

@@ -194,12 +194,15 @@ def shipped():
 # ------------------------------------------------------------------------------ 1. round trips
 def test_saved_preset_records_its_files(sources):
     for kind, (model, directory, metadata) in sources.items():
-        assert sorted(os.listdir(directory)) == sorted([presets.CONFIG_FILE, presets.WEIGHTS_FILE, presets.METADATA_FILE])
+        card = ["README.md", "samples.png"]  # the model card (model_cards.write)
+        assert sorted(os.listdir(directory)) == sorted([presets.CONFIG_FILE, presets.WEIGHTS_FILE, presets.METADATA_FILE,
+                                                        *card])
         on_disk = json.loads((directory / presets.METADATA_FILE).read_text())
         assert on_disk == metadata
         assert metadata["model_class"] == type(model).__name__
         assert metadata["recipe"] == "test" and metadata["seed"] == 5
-        for name in presets.HASHED_FILES:
+        assert sorted(metadata["files"]) == sorted([*presets.HASHED_FILES, *card])
+        for name in metadata["files"]:
             assert metadata["files"][name] == {"sha256": _sha256(directory / name),
                                                "size": (directory / name).stat().st_size}
         assert (metadata["check"]["labels"] is not None) == (kind == "supervised")
@@ -488,7 +491,8 @@ def test_shipped_preset_loads_offline(name, entry, home):
     directory = ZOO / "presets" / name
     if not directory.is_dir():
         pytest.skip(f"zoo/presets/{name} disappeared")
-    cls = getattr(models, entry["model_class"])
+    cls = type(presets.load(name))
+    assert cls.__name__ == entry["model_class"]
     model = cls.from_preset(name)
     assert type(model) is cls
     assert model.preset["directory"] == str(directory)
@@ -521,7 +525,8 @@ def test_save_refuses_an_existing_directory(sources, tmp_path):
 
     metadata = presets.save(model, target, name="tiny", overwrite=True)
     assert metadata["name"] == "tiny"
-    assert _entries(target) == sorted([presets.CONFIG_FILE, presets.METADATA_FILE, presets.WEIGHTS_FILE])
+    assert _entries(target) == sorted([presets.CONFIG_FILE, presets.METADATA_FILE, presets.WEIGHTS_FILE,
+                                       "README.md", "samples.png"])
     assert _entries(parent) == ["preset"]
     loaded = presets.load(target)
     np.testing.assert_allclose(_decoded(loaded, "mmd"), _decoded(model, "mmd"), atol=1e-6)

@@ -28,7 +28,8 @@ def test_settings_defaults_are_the_train_flags_defaults():
     assert (checked.prior, checked.regularizer, checked.epochs) == ("ring", None, 200)
     assert checked.directory() == os.path.join("aae_runs", "mmd_ring_digits")
     variant = runs.TrainSettings.from_argv(["--model", "semi_supervised", "--labels", "100", "--hidden", "8,8"])
-    assert variant.checked() == dataclasses.replace(variant, prior="gaussian", regularizer="mmd", epochs=200)
+    assert variant.checked() == dataclasses.replace(variant, prior="gaussian", regularizer="mmd", epochs=200,
+                                                    validation=0)
     assert variant.hidden == (8, 8) and variant.checked().directory().endswith("semi_supervised_mmd_digits")
 
 
@@ -39,6 +40,8 @@ def test_settings_defaults_are_the_train_flags_defaults():
     (runs.TrainSettings(model="vae"), "model 'vae' is not one of: mmd, sample_mmd"),
     (runs.TrainSettings(prior="banana"), "prior 'banana' is not one of"),
     (runs.TrainSettings(model="mmd", schedule="paper"), "--schedule applies to adversarial models"),
+    (runs.TrainSettings(patience=3, validation=0), "--patience watches the validation loss"),
+    (runs.TrainSettings(epochs=5, min_epochs=6), "--min-epochs 6 is more than --epochs 5"),
 ])
 def test_settings_that_do_not_fit_together(settings, message):
     with pytest.raises(runs.UsageError, match=message):
@@ -67,6 +70,34 @@ def test_train_from_python_returns_the_run(tmp_path, capsys):
     assert written["args"] == json.loads(json.dumps(dataclasses.asdict(settings.checked())))
     assert written["test"] == run.results["test"] and run.model.sample(2).shape == (2, 8, 8)
     assert "Training mmd autoencoder with the ring prior on digits" in capsys.readouterr().out
+
+
+def test_patience_stops_early_on_held_out_images_and_keeps_the_best_epoch(digits):
+    # learning rate 0: the validation loss never improves, so patience 1 stops after epoch 2
+    settings = runs.TrainSettings(epochs=30, hidden=(8,), lr=0.0, patience=1, validation=200, verbose=0).checked()
+    prior, dataset, labels = runs.prepare_training(settings)
+    _, results = runs.fit_and_evaluate(settings, prior, dataset, labels)
+    assert (results["epochs"], results["best_epoch"]) == (2, 1) and "loss" in results["validation"]
+    late = runs.TrainSettings(epochs=30, hidden=(8,), lr=0.0, patience=1, min_epochs=4, validation=200, verbose=0)
+    assert runs.fit_and_evaluate(late.checked(), prior, dataset, labels)[1]["epochs"] == 6
+    assert runs.TrainSettings(patience=2).checked().validation == runs.VALIDATION_SIZE
+
+
+def test_held_out_images_lend_no_labels(digits):
+    settings = runs.TrainSettings(model="semi_supervised", labels=30, validation=300).checked()
+    labels = runs.training_labels(settings, digits)
+    assert len(labels) == len(digits.y_train) and (labels[-300:] == -1).all() and (labels >= 0).sum() == 30
+    with pytest.raises(runs.UsageError, match="holds out every one"):
+        runs.prepare_training(dataclasses.replace(settings, validation=len(digits.x_train)))
+
+
+@pytest.mark.parametrize("name, by_class", [("mmd", False), ("supervised", True), ("semi_supervised", True),
+                                            ("label_conditioned", True), ("clustering", False)])
+def test_samples_by_class(name, by_class):
+    model = _model(name)
+    assert model.samples_by_class is by_class
+    if by_class:
+        assert model.sample(3, y=1, seed=0).shape == (3, 8, 8)
 
 
 # ------------------------------------------------------------------------ import structure

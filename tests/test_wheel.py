@@ -114,3 +114,28 @@ print(json.dumps({"shape": list(images.shape),
 """
     report = json.loads(run_installed([sys.executable, "-c", kit], site, tmp_path).stdout.strip().splitlines()[-1])
     assert report == {"shape": [3, 8, 8], "loaded": []}
+
+
+def test_every_shipped_preset_loads_and_verifies_outside_the_source_tree(wheel, tmp_path):
+    _, site = wheel
+    code = """
+import json, os
+from aae_keras import presets
+report = {}
+for name in presets.list():
+    if not presets.info(name).get("shipped"):
+        continue
+    model = presets.load(name)  # checks every file's sha256
+    with open(os.path.join(model.preset["directory"], presets.METADATA_FILE)) as f:
+        check = json.load(f)["check"]
+    report[name] = {"directory": model.preset["directory"], "difference": presets.verify_check(model, check),
+                    "class": type(model).__name__}
+print(json.dumps(report))
+"""
+    report = json.loads(run_installed([sys.executable, "-c", code], site, tmp_path).stdout.strip().splitlines()[-1])
+    shipped = {name for name, entry in presets.manifest()["presets"].items() if entry.get("shipped")}
+    assert set(report) == shipped and len(shipped) >= 7
+    for name, row in report.items():
+        assert Path(row["directory"]).resolve().is_relative_to(site.resolve()), (name, row)
+        assert row["class"] == presets.info(name)["model_class"] and row["difference"] <= presets.CHECK_TOLERANCE
+    assert not (tmp_path / "cache").exists()

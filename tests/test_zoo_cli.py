@@ -44,7 +44,7 @@ def test_zoo_list_markdown_is_the_readme_table(capsys):
 
 
 def test_zoo_info_and_unknown_names(capsys):
-    code, out, _ = run(["zoo", "info", DIGITS], capsys)
+    code, out, _ = run(["zoo", "info", DIGITS, "--json"], capsys)
     assert code == 0
     info = json.loads(out)
     assert info["recipe"]["train"] == recipes.load_recipe(DIGITS)["train"]

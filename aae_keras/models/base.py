@@ -183,6 +183,12 @@ class LatentAutoencoder(keras.Model):
         return False
 
     @property
+    def samples_by_class(self):
+        """Whether `sample(n, y=c)` draws images of class c, the class of the labels fit used
+        (the supervised, semi-supervised and label-conditioned models; not cluster indices)."""
+        return False
+
+    @property
     def figures(self):
         """Names of the figures that show this model, as `aae-keras train` draws them:
         "latent" (codes over the prior) and "samples" (decoded prior samples), plus

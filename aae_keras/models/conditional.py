@@ -53,6 +53,11 @@ class LabelConditionedAutoencoder(MatchedAutoencoder):
     def _sizes(cls, num_classes, dim, code_outputs):
         return code_outputs, dim
 
+    @property
+    def samples_by_class(self):
+        """True: `sample(n, y=c)` decodes draws from component c, where fit put class c."""
+        return True
+
     def _slots(self):
         return [Slot("z", self.prior, conditional=True)]
 

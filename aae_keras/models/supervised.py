@@ -32,6 +32,11 @@ class ClassStyleDecoding:
         return True
 
     @property
+    def samples_by_class(self):
+        """True when fit learned classes from labels (not for the clustering model's clusters)."""
+        return self.uses_labels
+
+    @property
     def figures(self):
         """The base figures and "style_grid" (one style per row, one class per column)."""
         return (*super().figures, "style_grid")
