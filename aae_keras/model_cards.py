@@ -170,7 +170,8 @@ def _zoo_metadata(name, entry, directory):
     except presets.PresetError:
         recipe = {}
     return {"name": name, "model_class": entry.get("model_class"), "description": entry.get("description"),
-            "recipe": recipe, "dataset": {"name": entry.get("dataset")}, "metrics": entry.get("metrics") or {}}
+            "recipe": recipe, "dataset": {"name": entry.get("dataset")}, "metrics": entry.get("metrics") or {},
+            "trained_on": entry.get("trained_on"), "results": entry.get("budget") or {}}
 
 
 def _write_samples(model, path, n, seed):

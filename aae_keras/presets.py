@@ -494,6 +494,7 @@ def load(handle, load_weights=True, expected_class=None, sha256=None, timeout=No
     weights. `timeout`: see `download_timeout`.
     """
     import aae_keras.models  # noqa: F401 - registers the model classes (models imports this module)
+    import aae_keras.sample_quality  # noqa: F401 - registers the zoo's classifier
 
     directory = resolve(handle, sha256=sha256, timeout=timeout)
     config = _read_json(os.path.join(directory, CONFIG_FILE))

@@ -20,6 +20,7 @@ Example:
     ['--model', 'mmd']
 """
 
+import contextlib
 import json
 import os
 
@@ -152,13 +153,32 @@ def _train_classifier(recipe, data_dir, verbose):
 
 
 def _update_manifest(name, entry):
+    """Set the manifest entry of `name`, under a lock: builds running side by side (one per
+    recipe, e.g. on the GPU machine) each add their own entry and lose none."""
     path = presets.ZOO_DIR / "manifest.json"
-    manifest = presets.manifest()
-    manifest["presets"][name] = entry
-    manifest["presets"] = dict(sorted(manifest["presets"].items()))
-    with files.atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
+    with _manifest_lock():
+        manifest = presets.manifest()
+        manifest["presets"][name] = entry
+        manifest["presets"] = dict(sorted(manifest["presets"].items()))
+        with files.atomic_path(path) as tmp, open(tmp, "w") as f:
+            json.dump(manifest, f, indent=2)
+            f.write("\n")
+
+
+@contextlib.contextmanager
+def _manifest_lock():
+    """An exclusive lock on `<zoo>/.manifest.lock` (none where fcntl is missing: Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(presets.ZOO_DIR / ".manifest.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def recipe_only_entry(name):

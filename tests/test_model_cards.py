@@ -178,3 +178,5 @@ def test_zoo_info_prints_a_shipped_readme_and_where_the_files_are(tmp_path, monk
     archive = presets.info(other)["archive"]["file"]
     assert out.rstrip().endswith(f"Files: download only, the archive {archive} from the zoo's download server: "
                                  f"`aae-keras zoo download {other}`")
+    entry = presets.info(other)
+    assert f"- device: {entry['trained_on']['device']}" in out and f"- epochs: {entry['budget']['epochs']}" in out

@@ -134,3 +134,20 @@ def test_rebuilt_fashion_presets_reach_the_recorded_metrics(name):
         pytest.skip(f"Fashion-MNIST is not at {FASHION}")
     result = recipes.build(name.stem, data_dir=FASHION, check=True)
     assert result["comparison"] and all(row["within"] for row in result["comparison"].values()), result
+
+
+def test_builds_side_by_side_lose_no_manifest_entry(tmp_path):
+    """Parallel `zoo build`s (one per recipe on the GPU machine) each write their entry; the lock keeps them all."""
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "base_url": None, "presets": {}}))
+    script = """
+import sys
+from pathlib import Path
+from aae_keras import presets, recipes
+presets.ZOO_DIR = Path(sys.argv[1])
+for i in range(40):
+    recipes._update_manifest(f"{sys.argv[2]}_{i:02d}", {"description": "x"})
+"""
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), f"w{k}"]) for k in range(3)]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0, 0]
+    names = set(json.loads((tmp_path / "manifest.json").read_text())["presets"])
+    assert names == {f"w{k}_{i:02d}" for k in range(3) for i in range(40)}
