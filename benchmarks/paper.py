@@ -174,16 +174,19 @@ def render(report):
     """A markdown table of a report, next to the paper's MNIST figures."""
     units = {"semi": "error %", "labeled_only": "error % (labeled images alone)", "clustering": "error %",
              "parzen": "log-likelihood (nats)"}
+    trained = [e for row in report["rows"] if row["regularizer"] != "none" for e in row.get("epochs", [])]
     if report.get("from_recipes"):
-        trained = [e for row in report["rows"] for e in row["epochs"]]
-        budget = (f"the zoo's paper-budget recipes (MLP 1000-1000, early stopping: {min(trained)}-{max(trained)} "
-                  f"epochs{', capped at ' + str(report['epochs']) if report['epochs'] else ''})")
+        budget = "MLP 1000-1000" + (f", the zoo's paper-budget recipes (early stopping: {min(trained)}-{max(trained)} "
+                                    f"epochs{', capped at ' + str(report['epochs']) if report['epochs'] else ''})"
+                                    if trained else "")
     else:
         budget = f"MLP {tuple(report['hidden'])}, {report['epochs']} epochs"
+    alone = (f" labeled_only: the semi-supervised model's classifier network alone, Adam 1e-3, batch 32, "
+             f"{LABELED_EPOCHS} epochs." if any(row["regularizer"] == "none" for row in report["rows"]) else "")
     hardware = report.get("hardware")
     lines = [
         (f"Dataset {report['dataset']}, {budget}, batch 100, MMD weight {report['weight']}, seeds {report['seeds']}"
-         + (f", {hardware['backend']} on {hardware['device']}." if hardware else ".")),
+         + (f", {hardware['backend']} on {hardware['device']}." if hardware else ".") + alone),
         "",
         "| experiment | measure | closed-form MMD | adversarial | paper, AAE on MNIST | s per run (MMD / adv.) |",
         "| --- | --- | --- | --- | --- | --- |",
