@@ -6,7 +6,7 @@
 
 Every recipe named (shell patterns such as 'fashion_mnist_*_paper' work) is built with
 `aae-keras zoo build NAME` in its own process, at most `--jobs` at once, its log in
-`logs/NAME.log`; the manifest takes every entry (`recipes` locks it). With `--out DIR`, the
+`logs/NAME.log` under `--out` (else under zoo/build/); the manifest takes every entry (`recipes` locks it). With `--out DIR`, the
 manifest, the logs and the archives of the presets built are copied to DIR: what a device run
 brings back (at most 8 files of 16 MiB each per call, so about 7 paper-size presets).
 `--merge DIR` copies the manifest entries of the archives found in DIR into this checkout's
@@ -51,7 +51,7 @@ def build(name, data_dir, logs):
 
 
 def build_all(names, data_dir, jobs, out):
-    logs = Path(out or ROOT) / "logs"
+    logs = Path(out) / "logs" if out else ZOO / "build" / "logs"  # zoo/build/ is ignored by git
     logs.mkdir(parents=True, exist_ok=True)
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         results = list(pool.map(lambda n: build(n, data_dir, logs), names))
