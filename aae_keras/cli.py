@@ -175,7 +175,8 @@ def export_command(args):
     write = export.export_decoder if args.part == "decoder" else export.export_encoder
     info = write(model, args.out, format=args.format, opset=args.opset, overwrite=args.overwrite)
     print(f"Wrote {args.part} ({info['format']}, inputs {', '.join(info['inputs'])}) to {info['path']}; "
-          f"largest difference from Keras {info['max_difference']:.2g}")
+          f"largest difference from Keras {info['max_difference']:.2g} ({info['relative_difference']:.2g} "
+          "relative to the outputs' scale)")
 
 
 def zoo_list_command(args):

@@ -550,9 +550,7 @@ def save(model, directory, name=None, overwrite=False, **metadata):
         full["files"] = {f: file_record(os.path.join(staging, f)) for f in (*HASHED_FILES, *card)}
         _write_json(full, os.path.join(staging, METADATA_FILE))
         os.chmod(staging, 0o755)  # mkdtemp makes it private
-        if os.path.exists(directory):
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
+        files.replace_directory(staging, directory)
         return full
     finally:
         shutil.rmtree(staging, ignore_errors=True)

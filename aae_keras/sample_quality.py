@@ -18,6 +18,8 @@ Example:
 import keras
 import numpy as np
 
+from aae_keras.models.saving import AtomicSaving, image_signature
+
 __all__ = ["FashionClassifier", "frechet_distance", "score", "train_classifier", "CLASSIFIER_PRESET"]
 
 CLASSIFIER_PRESET = "fashion_mnist_classifier"
@@ -26,7 +28,7 @@ NUM_SAMPLES = 10_000
 
 
 @keras.saving.register_keras_serializable(package="aae_keras")
-class FashionClassifier(keras.Model):
+class FashionClassifier(AtomicSaving, keras.Model):
     """A small conv net for 28x28 grey images in [0, 1]: logits for 10 classes, and `features`,
     its `feature_dim` penultimate activations (what the Frechet distance compares).
 
@@ -69,6 +71,10 @@ class FashionClassifier(keras.Model):
     def classify(self, images, batch_size=500):
         """The predicted class of each image (n ints)."""
         return np.argmax(self.predict(self._images(images), batch_size=batch_size, verbose=0), axis=1)
+
+    def serving_signature(self):
+        """What Keras's `model.export` serves: the logits of a float32 image batch `x`."""
+        return image_signature(self.image_shape)
 
     def check_latents(self, n=4, seed=0):
         """Fixed inputs for checking saved weights (presets store their outputs): n images, no classes."""

@@ -36,6 +36,7 @@ from keras import ops
 
 from aae_keras import backend, matchers, networks, priors, regularizers
 from aae_keras import data as data_lib
+from aae_keras.models.saving import AtomicSaving, image_signature
 
 __all__ = ["LatentAutoencoder", "OPTIMIZER_DEFAULTS", "RECONSTRUCTIONS", "REGULARIZERS", "SCHEDULES", "Slot"]
 
@@ -64,7 +65,7 @@ class Slot(NamedTuple):
     conditional: bool = False
 
 
-class LatentAutoencoder(keras.Model):
+class LatentAutoencoder(AtomicSaving, keras.Model):
     """An encoder, a decoder and a prior; `call(x)` reconstructs x.
 
     reconstruction: "bce" (binary cross-entropy, for images in [0, 1]) or "mse" (squared
@@ -245,6 +246,9 @@ class LatentAutoencoder(keras.Model):
         datasets are checked batch by batch in the train step."""
         if isinstance(x, np.ndarray):
             self._check_images(data_lib.check_images(x, what, unit_range=self.reconstruction == "bce"))
+        elif isinstance(x, keras.utils.PyDataset) and x.num_batches == 0:  # each backend fails its own way
+            raise ValueError(f"The {what} is an empty keras.utils.PyDataset (its length is 0): it yields no "
+                             "batch to train or evaluate on; check its __len__, or pass at least one batch.")
 
     @contextlib.contextmanager
     def _clear_data_errors(self, test_data):
@@ -352,6 +356,8 @@ class LatentAutoencoder(keras.Model):
         return getattr(self, name)
 
     def get_compile_config(self):
+        if not self.compiled:  # saved before compile: loads uncompiled, as Keras's own models do
+            return None
         config = dict(super().get_compile_config() or {})
         if getattr(self, "_jit_auto", False):  # the default, resolved again where the model loads
             config["jit_compile"] = "auto"
@@ -691,6 +697,12 @@ class LatentAutoencoder(keras.Model):
 
     def _how_to_build(self):
         return ""
+
+    def serving_signature(self):
+        """What Keras's `model.export` serves: the reconstruction of a float32 image batch `x`."""
+        if not self.encoder.built:
+            raise ValueError("The model's encoder is not built: train the model or call it on data before export.")
+        return image_signature(self.encoder.input_shape[1:])
 
     # ------------------------------------------------------------------------ serialization
     @classmethod

@@ -88,3 +88,7 @@ class SupervisedAutoencoder(ClassStyleDecoding, MatchedAutoencoder):
 
     def _decoder_input(self, parts, labels):
         return ops.concatenate([ops.one_hot(labels, self.num_classes), parts["z"]], axis=-1)
+
+    def serving_signature(self):
+        """What Keras's `model.export` serves: the reconstruction of images `x` and their int32 `labels`."""
+        return [(*super().serving_signature(), keras.InputSpec(shape=(None,), dtype="int32", name="labels"))]
