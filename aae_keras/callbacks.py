@@ -1,9 +1,13 @@
-"""A training guard for `model.fit`: stop with a clear error as soon as a run diverges.
+"""Training guards for `model.fit`: stop with a clear error as soon as a run diverges, and
+resume a killed run exactly where it stopped.
 
 `StopOnNonFinite` raises `NonFiniteError` at the first batch whose loss is NaN or inf, and
 at the end of an epoch if any weight is (a loss can stay finite on NaN weights: in TensorFlow's
 fused layers a ReLU turns NaN into 0), so a diverged model is never saved by mistake.
-`aae-keras train` and `aae-keras zoo build` use it; pass it to your own `fit` calls too.
+`ResumeFromBackup` writes the whole training state (weights, optimizers, early stopping) into
+a folder after every epoch, atomically, and a later `fit` with the same callback picks it up:
+an interrupted and resumed run ends with the same weights as an uninterrupted one.
+`aae-keras train` and `aae-keras zoo build` use both; pass them to your own `fit` calls too.
 Every other stock Keras callback (TensorBoard, BackupAndRestore, ModelCheckpoint, ...)
 works with the models as is.
 
@@ -12,12 +16,19 @@ Example:
     >>> guard = callbacks.StopOnNonFinite()   # then model.fit(x, callbacks=[guard])
 """
 
+import json
 import math
+import os
+import shutil
+import tempfile
+import time
 
 import keras
 import numpy as np
 
-__all__ = ["NonFiniteError", "StopOnNonFinite", "check_finite_weights"]
+from aae_keras import files
+
+__all__ = ["NonFiniteError", "ResumeFromBackup", "StopOnNonFinite", "check_finite_weights"]
 
 _ADVICE = "lower the learning rate (--lr on the command line) or check the data for extreme values"
 
@@ -94,3 +105,97 @@ def check_finite_weights(model, when="now"):
             f"training diverged: {sum(bad.values())} weight values are NaN or inf {when}, in {len(bad)} variables "
             f"(first: {first}); {_ADVICE}."
         )
+
+
+class ResumeFromBackup(keras.callbacks.Callback):
+    """Back up the training state after every epoch into `directory`; restore it when `fit` starts.
+
+    Like `keras.callbacks.BackupAndRestore`, with what an exact resume of a long run also needs:
+    the state (weights with every optimizer, the next epoch, the seconds trained so far and an
+    `early_stopping` callback's counters and best weights) is written as one folder and renamed
+    into place, so a kill at any moment leaves the last complete epoch's state; and numpy's
+    global generator (which shuffles the batches on JAX and PyTorch) is seeded from `seed` and
+    the epoch at the start of every epoch, so a resumed epoch sees the batches the uninterrupted
+    run saw. The folder is kept when training ends (the caller removes it once its outputs are
+    written); a run that early stopping ended resumes with no epoch left to train. List it after
+    `early_stopping` in `callbacks`.
+
+    >>> import numpy as np, tempfile
+    >>> from aae_keras import models, networks, priors
+    >>> encoder, decoder, _ = networks.build("mlp", (8, 8), 2, hidden=(16,))
+    >>> model = models.MMDAutoencoder(encoder, decoder, priors.gaussian(2))
+    >>> model.compile()
+    >>> x = np.random.default_rng(0).uniform(size=(64, 8, 8)).astype("float32")
+    >>> backup = ResumeFromBackup(tempfile.mkdtemp())
+    >>> _ = model.fit(x, epochs=2, verbose=0, callbacks=[backup])
+    >>> backup.epochs_done, backup.restored_epoch
+    (2, 0)
+    """
+
+    STATE = "state"  # the folder, inside `directory`, of the last complete epoch
+
+    def __init__(self, directory, seed=0, early_stopping=None):
+        super().__init__()
+        self.directory, self.seed, self.early_stopping = os.fspath(directory), int(seed), early_stopping
+        self.epochs_done = 0  # epochs completed, those of earlier runs included
+        self.restored_epoch = 0  # the epoch this run resumed at (0: started afresh)
+        self.fit_seconds = 0.0  # seconds in fit, those of earlier runs included
+        self.logs = {}  # the logs of the last epoch completed (in this run or an earlier one)
+        self._earlier_seconds, self._start = 0.0, None
+
+    def state_path(self):
+        """The folder of the last complete epoch's state, or None if there is none."""
+        path = os.path.join(self.directory, self.STATE)
+        if os.path.isdir(path):
+            return path
+        # a kill between the two renames of files.replace_directory leaves the previous state aside
+        aside = [n for n in os.listdir(self.directory) if n.endswith(f"-old-{self.STATE}")] \
+            if os.path.isdir(self.directory) else []
+        return os.path.join(self.directory, sorted(aside)[-1]) if aside else None
+
+    def on_train_begin(self, logs=None):
+        self._start, self._earlier_seconds = time.perf_counter(), 0.0
+        path = self.state_path()
+        if path is None:
+            return
+        with open(os.path.join(path, "state.json")) as f:
+            state = json.load(f)
+        self.model.load_weights(os.path.join(path, "model.weights.h5"))
+        self.restored_epoch = self.epochs_done = int(state["epoch"])
+        self._earlier_seconds = self.fit_seconds = float(state["fit_seconds"])
+        self.logs = state.get("logs", {})
+        self.model._initial_epoch = self.params["epochs"] if state["stopped"] else self.epochs_done
+        if self.early_stopping is not None and state.get("early_stopping"):
+            stopper = self.early_stopping
+            for name, value in state["early_stopping"].items():
+                setattr(stopper, name, value)
+            best = os.path.join(path, "best_weights.npz")
+            if os.path.isfile(best):
+                with np.load(best) as arrays:
+                    stopper.best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        np.random.seed((self.seed * 1_000_003 + epoch) % 2**32)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_done, self.logs = epoch + 1, {k: float(np.asarray(v)) for k, v in (logs or {}).items()}
+        self.fit_seconds = self._earlier_seconds + time.perf_counter() - self._start
+        os.makedirs(self.directory, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=files.TEMP_PREFIX, dir=self.directory)
+        try:
+            self.model.save_weights(os.path.join(staging, "model.weights.h5"))
+            state = {"epoch": self.epochs_done, "fit_seconds": self.fit_seconds,
+                     "stopped": bool(self.model.stop_training), "logs": self.logs, "early_stopping": None}
+            stopper = self.early_stopping
+            if stopper is not None:
+                state["early_stopping"] = {"wait": int(stopper.wait), "best_epoch": int(stopper.best_epoch),
+                                           "stopped_epoch": int(stopper.stopped_epoch),
+                                           "best": None if stopper.best is None else float(stopper.best)}
+                if stopper.best_weights is not None:
+                    np.savez(os.path.join(staging, "best_weights.npz"), *stopper.best_weights)
+            with open(os.path.join(staging, "state.json"), "w") as f:
+                json.dump(state, f)
+            files.replace_directory(staging, os.path.join(self.directory, self.STATE))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+

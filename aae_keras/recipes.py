@@ -80,7 +80,9 @@ def build(name, data_dir=None, out=None, check=False, verbose=0):
     its archive and its manifest entry; returns {"directory", "metrics", "archive"}. With `check`:
     returns {"metrics", "comparison"} against the manifest's recorded metrics and writes
     nothing. The places it writes are checked before training; a run whose loss or weights
-    turn NaN or inf stops with `callbacks.NonFiniteError` and writes nothing.
+    turn NaN or inf stops with `callbacks.NonFiniteError` and writes nothing. A build that is
+    killed keeps its training state in `<directory>/backup` and resumes from its last completed
+    epoch when run again (`runs.backed_up`); a build of another recipe there is refused.
     """
     recipe = load_recipe(name)
     directory = os.path.abspath(out or default_directory(name))
@@ -88,15 +90,29 @@ def build(name, data_dir=None, out=None, check=False, verbose=0):
         runs.check_writable(os.path.dirname(directory), "--out", directory, missing_ok=True)
         runs.check_writable(ARCHIVES_DIR, "the archive", ARCHIVES_DIR / f"{name}.tar.gz", missing_ok=True)
         runs.check_writable(presets.ZOO_DIR, "the manifest", presets.ZOO_DIR / "manifest.json")
+        # a killed build resumes when run again (a --check writes nothing, so it starts over)
+        command = {"zoo_build": {"name": name, "recipe": recipe}}
+        unfinished = runs.unfinished_command(directory)
+        if unfinished is not None and unfinished != command:
+            raise presets.PresetError(
+                f"{directory} holds an unfinished build of another recipe ({runs.BACKUP_DIR}/{runs.COMMAND_FILE}); "
+                f"rerun that build to resume it, or delete {os.path.join(directory, runs.BACKUP_DIR)} to start over."
+            )
     train = _train_classifier if recipe.get("kind") == "classifier" else _train_autoencoder
-    model, dataset, seed, results, metrics = train(recipe, data_dir, verbose)
-    hardware = runs.hardware()
     if check:
+        model, dataset, seed, results, metrics = train(recipe, data_dir, verbose)
         recorded = presets.info(name).get("metrics")
         if not recorded:
             raise presets.PresetError(f"preset {name!r} has no recorded metrics to check against; build it first.")
         return {"metrics": metrics, "comparison": compare(recorded, metrics, recipe.get("tolerance"))}
+    with runs.backed_up(directory, command, fresh=False) as backup:
+        model, dataset, seed, results, metrics = train(recipe, data_dir, verbose, backup)
+        return _write(name, recipe, directory, model, dataset, seed, results, metrics)
 
+
+def _write(name, recipe, directory, model, dataset, seed, results, metrics):
+    """Write the preset, its archive and its manifest entry: {"directory", "metrics", "archive"}."""
+    hardware = runs.hardware()
     presets.save(
         model, directory, name=name, overwrite=True, description=recipe["description"], recipe=recipe,
         dataset={"name": dataset.name, "sha256": data.checksum(dataset), "train_size": len(dataset.x_train),
@@ -123,7 +139,7 @@ def default_directory(name):
     return presets.ZOO_DIR / ("presets" if shipped else "build") / name
 
 
-def _train_autoencoder(recipe, data_dir, verbose):
+def _train_autoencoder(recipe, data_dir, verbose, backup=None):
     """`aae-keras train` with the recipe's arguments: (model, dataset, seed, results, metrics),
     the metrics with the sample quality (`sample_quality.score`) where the data has a classifier."""
     from aae_keras import sample_quality
@@ -131,12 +147,12 @@ def _train_autoencoder(recipe, data_dir, verbose):
     data_flags = ["--data-dir", os.fspath(data_dir)] if data_dir else []
     settings = runs.TrainSettings.from_argv([*recipe["train"], *data_flags, "--verbose", str(verbose)]).checked()
     prior, dataset, labels = runs.prepare_training(settings)
-    model, results = runs.fit_and_evaluate(settings, prior, dataset, labels)
+    model, results = runs.fit_and_evaluate(settings, prior, dataset, labels, backup=backup)
     metrics = {**summary(results), **sample_quality.score(model, dataset, seed=settings.seed)}
     return model, dataset, settings.seed, results, metrics
 
 
-def _train_classifier(recipe, data_dir, verbose):
+def _train_classifier(recipe, data_dir, verbose, backup=None):
     """The sample-quality classifier (`recipe["classifier"]`: dataset, epochs, batch_size, seed)."""
     import time
 
@@ -147,7 +163,7 @@ def _train_classifier(recipe, data_dir, verbose):
     start = time.perf_counter()
     model, results = sample_quality.train_classifier(dataset, epochs=options["epochs"],
                                                      batch_size=options["batch_size"], seed=options["seed"],
-                                                     verbose=verbose)
+                                                     verbose=verbose, backup=backup)
     results["fit_seconds"] = time.perf_counter() - start
     return model, dataset, options["seed"], results, {"test_accuracy": results["test_accuracy"]}
 

@@ -23,10 +23,12 @@ Example:
 """
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -38,7 +40,7 @@ from aae_keras import data, distribute, files
 
 __all__ = ["TrainSettings", "Run", "UsageError", "train", "prepare_training", "fit_and_evaluate", "make_prior",
            "make_model", "training_labels", "code_metrics", "evaluate", "write_plots", "sample_seed", "hardware",
-           "check_writable", "train_parser", "add_train_arguments", "add_data_arguments", "positive_int"]
+           "check_writable", "backed_up", "unfinished_command", "train_parser", "add_train_arguments", "add_data_arguments", "positive_int"]
 
 MODELS = ("mmd", "sample_mmd", "imq_mmd", "adversarial")
 VARIANTS = {  # --model -> (class name in aae_keras.models, default --prior)
@@ -58,6 +60,8 @@ DEFAULT_EPOCHS = {"digits": 200, "mnist": 20, "fashion_mnist": 20}
 VALIDATION_SIZE = 5000  # training images held out for --patience when --validation is not given
 MODE_RADIUS = 1.5  # a test code "sits on a mode" when it is this close to a mixture mean
 NUM_SAMPLES = 100  # decoded prior samples in samples.png
+BACKUP_DIR = "backup"  # inside --out: the state of an unfinished run (callbacks.ResumeFromBackup)
+COMMAND_FILE = "command.json"  # inside BACKUP_DIR: the settings of the run it belongs to
 MMD_BATCH = 2000  # test codes used for the code-to-prior MMD (its cost is quadratic)
 TASK_METRICS = ("classification_error", "cluster_accuracy", "nmi", "codes_on_class_component")
 
@@ -191,22 +195,68 @@ def train(settings):
     start = time.perf_counter()
     settings = settings.checked()
     out = settings.directory()
-    _check_out_dir(out, settings.overwrite)
+    command = _command(settings)
+    resuming = _check_out_dir(out, settings.overwrite, command)
     prior, dataset, labels = prepare_training(settings)
-    os.makedirs(out, exist_ok=True)
-    print(f"Training {settings.model} autoencoder with the {settings.prior} prior on {settings.dataset} "
-          f"({len(dataset.x_train)} images, {settings.epochs} epochs) -> {out}")
-    model, results = fit_and_evaluate(settings, prior, dataset, labels)
-    with files.atomic_path(os.path.join(out, "model.keras")) as tmp:
-        model.save(tmp)
-    written = ["model.keras", "metrics.json", *write_plots(model, dataset, out, settings.seed)]
-    results["seconds"] = time.perf_counter() - start
-    results["args"] = dataclasses.asdict(settings)
-    results["hardware"] = hardware()
-    with files.atomic_path(os.path.join(out, "metrics.json")) as tmp, open(tmp, "w") as f:
-        json.dump(results, f, indent=2, allow_nan=False)
-        f.write("\n")
+    print(f"{'Resuming' if resuming else 'Training'} {settings.model} autoencoder with the {settings.prior} prior on "
+          f"{settings.dataset} ({len(dataset.x_train)} images, {settings.epochs} epochs) -> {out}")
+    with backed_up(out, command, fresh=not resuming) as backup:
+        model, results = fit_and_evaluate(settings, prior, dataset, labels, backup=backup)
+        model.save(os.path.join(out, "model.keras"))
+        written = ["model.keras", "metrics.json", *write_plots(model, dataset, out, settings.seed)]
+        results["seconds"] = time.perf_counter() - start
+        results["args"] = dataclasses.asdict(settings)
+        results["hardware"] = hardware()
+        with files.atomic_path(os.path.join(out, "metrics.json")) as tmp, open(tmp, "w") as f:
+            json.dump(results, f, indent=2, allow_nan=False)
+            f.write("\n")
     return Run(model, results, out, written)
+
+
+@contextlib.contextmanager
+def backed_up(out, command, fresh=True):
+    """The backup folder (`BACKUP_DIR`) of a run writing into `out`, for the block that trains
+    and writes the outputs, with `command` (what makes a run the same one) recorded in it.
+
+    `fresh` discards the state of an earlier run there first. The folder is removed when the
+    block ends, and after a divergence (`callbacks.NonFiniteError`: resuming would diverge
+    again), with `out` itself if nothing else is in it; an interruption (Ctrl-C, a kill, any
+    other error) keeps it, so the same command resumes from the last completed epoch."""
+    from aae_keras.callbacks import NonFiniteError
+
+    backup = os.path.join(out, BACKUP_DIR)
+    created = not os.path.exists(out)
+    if fresh:
+        shutil.rmtree(backup, ignore_errors=True)
+    os.makedirs(backup, exist_ok=True)
+    with files.atomic_path(os.path.join(backup, COMMAND_FILE)) as tmp, open(tmp, "w") as f:
+        json.dump(command, f, indent=1)
+    try:
+        yield backup
+    except NonFiniteError:
+        shutil.rmtree(backup, ignore_errors=True)
+        if created and not os.listdir(out):
+            os.rmdir(out)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def unfinished_command(out):
+    """The command of an unfinished run in `out` (what `start_backup` recorded), or None."""
+    try:
+        with open(os.path.join(out, BACKUP_DIR, COMMAND_FILE)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _command(settings):
+    """What makes a training run the same one, as JSON data: every setting but the verbosity,
+    --overwrite and --out."""
+    fields = dataclasses.asdict(settings)
+    for name in ("verbose", "overwrite", "out"):
+        fields.pop(name)
+    return json.loads(json.dumps({"train": fields}))
 
 
 def prepare_training(settings):
@@ -218,7 +268,7 @@ def prepare_training(settings):
     return make_prior(settings.prior, settings.latent_dim), dataset, training_labels(settings, dataset)
 
 
-def fit_and_evaluate(settings, prior, dataset, labels):
+def fit_and_evaluate(settings, prior, dataset, labels, backup=None):
     """Build the model the checked settings describe, fit it, evaluate it: (model, results).
 
     results: "train" and "test" (`evaluate` on each split), `code_metrics` on the test split,
@@ -226,7 +276,10 @@ def fit_and_evaluate(settings, prior, dataset, labels):
     images are held out (fit never trains on them) and "validation" holds their metrics; with
     `patience`, fit stops once the validation loss has not improved for that many epochs
     (not before `min_epochs`) and keeps the best epoch's weights ("best_epoch"). Training
-    stops with `callbacks.NonFiniteError` if the loss or a weight turns NaN or inf.
+    stops with `callbacks.NonFiniteError` if the loss or a weight turns NaN or inf. With
+    `backup` (a folder), the training state is backed up there after every epoch and a run
+    that finds one resumes from it (`callbacks.ResumeFromBackup`): the same weights and
+    results as an uninterrupted run, "epochs" and "fit_seconds" counting every part.
     """
     import keras
 
@@ -236,10 +289,10 @@ def fit_and_evaluate(settings, prior, dataset, labels):
     keep = len(dataset.x_train) - settings.validation
     x, y = dataset.x_train[:keep], None if labels is None else labels[:keep]
     held_out = (dataset.x_train[keep:], None if labels is None else labels[keep:])
-    watch = [callbacks.StopOnNonFinite()]
-    if settings.patience:
-        watch.append(keras.callbacks.EarlyStopping("val_loss", patience=settings.patience, restore_best_weights=True,
-                                                   start_from_epoch=settings.min_epochs))
+    stopper = keras.callbacks.EarlyStopping("val_loss", patience=settings.patience, restore_best_weights=True,
+                                            start_from_epoch=settings.min_epochs) if settings.patience else None
+    resume = None if backup is None else callbacks.ResumeFromBackup(backup, settings.seed, early_stopping=stopper)
+    watch = [c for c in (callbacks.StopOnNonFinite(), stopper, resume) if c is not None]
     keras.utils.set_random_seed(settings.seed)
     with distribute.get_strategy(settings.strategy).scope():  # on JAX a DataParallel must hold during fit too
         model = make_model(settings, dataset.image_shape, prior, dataset.num_classes)
@@ -247,17 +300,18 @@ def fit_and_evaluate(settings, prior, dataset, labels):
         history = model.fit(x, y, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
                             verbose=verbose, callbacks=watch,
                             validation_data=held_out if settings.validation else None)
-        fit_seconds = time.perf_counter() - fit_start
+        fit_seconds = time.perf_counter() - fit_start if resume is None else resume.fit_seconds
+        epochs = len(history.epoch) if resume is None else resume.epochs_done
         results = {
             "train": evaluate(model, x, y, settings.batch_size),
             **({"validation": evaluate(model, *held_out, settings.batch_size)} if settings.validation else {}),
             "test": evaluate(model, dataset.x_test, dataset.y_test, settings.batch_size),
             **code_metrics(model, dataset.x_test, dataset.y_test),
-            "epochs": len(history.epoch),
+            "epochs": epochs,
             "fit_seconds": fit_seconds,
         }
         if settings.patience:
-            results["best_epoch"] = watch[-1].best_epoch + 1
+            results["best_epoch"] = stopper.best_epoch + 1
     return model, results
 
 
@@ -414,15 +468,35 @@ def _finite_or_none(value):
 
 
 # ------------------------------------------------------------------ places a run writes to
-def _check_out_dir(out, overwrite):
+def _check_out_dir(out, overwrite, command):
+    """Whether the run resumes the unfinished run in `out` (same `command`); raises UsageError
+    for an `out` that holds something else (without `overwrite`) or cannot be written."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out {out!r} exists and is not a directory.")
+    check_writable(out, "--out", missing_ok=True)
+    unfinished = unfinished_command(out)
+    if unfinished is not None and not overwrite:
+        if unfinished != command:
+            raise UsageError(f"--out {out!r} holds an unfinished run of another command ({_differences(unfinished, command)}); "
+                             "rerun that command to resume it, pass --overwrite to discard it and start over, "
+                             "or choose another --out.")
+        return True
     if os.path.isdir(out) and os.listdir(out) and not overwrite:
         raise UsageError(
             f"output directory {out!r} is not empty; pass --overwrite to write into it or "
             "choose another --out."
         )
-    check_writable(out, "--out", missing_ok=True)
+    return False
+
+
+def _differences(recorded, given):
+    """The settings two commands (`_command`) differ in, in words."""
+    if set(recorded) != set(given):
+        return f"recorded by `{' '.join(recorded)}`, this is `{' '.join(given)}`".replace("_", " ")
+    recorded, given = next(iter(recorded.values())), next(iter(given.values()))
+    changed = [f"{k}: {recorded.get(k)!r} there, {given.get(k)!r} now" for k in sorted(set(recorded) | set(given))
+               if recorded.get(k) != given.get(k)]
+    return "; ".join(changed) or "another kind of run"
 
 
 def check_writable(directory, flag, path=None, missing_ok=False):

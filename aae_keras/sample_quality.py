@@ -15,6 +15,9 @@ Example:
     (True, 3.0)
 """
 
+import shutil
+import tempfile
+
 import keras
 import numpy as np
 
@@ -110,15 +113,24 @@ class FashionClassifier(AtomicSaving, keras.Model):
         return presets.load(handle, load_weights=load_weights, expected_class=cls, sha256=sha256)
 
 
-def train_classifier(dataset, epochs=10, batch_size=128, seed=0, verbose=0):
-    """A `FashionClassifier` trained on `dataset`'s training split: (classifier, {"test_accuracy", ...})."""
+def train_classifier(dataset, epochs=10, batch_size=128, seed=0, verbose=0, backup=None):
+    """A `FashionClassifier` trained on `dataset`'s training split: (classifier, {"test_accuracy", ...});
+    with `backup` (a folder), a killed run resumes from it (`callbacks.ResumeFromBackup`)."""
+    from aae_keras import callbacks
+
     keras.utils.set_random_seed(seed)
     classifier = FashionClassifier(image_shape=dataset.image_shape, num_classes=dataset.num_classes)
     classifier.compile()
-    history = classifier.fit(dataset.x_train, dataset.y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    resume = callbacks.ResumeFromBackup(backup or tempfile.mkdtemp(), seed)
+    try:
+        classifier.fit(dataset.x_train, dataset.y_train, epochs=epochs, batch_size=batch_size, verbose=verbose,
+                       callbacks=[resume])
+    finally:
+        if backup is None:
+            shutil.rmtree(resume.directory, ignore_errors=True)
     accuracy = float(np.mean(classifier.classify(dataset.x_test) == dataset.y_test))
     floor = frechet_distance(classifier.features(dataset.x_train[:NUM_SAMPLES]), classifier.features(dataset.x_test))
-    return classifier, {"test_accuracy": accuracy, "train_accuracy": float(history.history["accuracy"][-1]),
+    return classifier, {"test_accuracy": accuracy, "train_accuracy": resume.logs["accuracy"],
                         "frechet_train_vs_test": floor, "epochs": epochs}
 
 
