@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import zipfile
 
 import numpy as np
 
@@ -31,12 +30,15 @@ from aae_keras.runs import UsageError, check_writable, positive_int
 
 __all__ = ["build_parser", "main"]
 
+COMMANDS = ("train", "evaluate", "sample", "export", "zoo")
 MODEL_HELP = "a .keras file written by train, or a preset: zoo name, preset directory or archive URL"
 
 
 def main(argv=None):
     """Run the command line; returns 0 on success, exits with code 2 on a usage or data error."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    _refuse_flags_before_the_command(parser, sys.argv[1:] if argv is None else list(argv))
+    args = parser.parse_args(argv)
     try:
         args.command(args)
     except (ValueError, OSError, RuntimeError) as error:
@@ -46,6 +48,17 @@ def main(argv=None):
         print("aae-keras: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     return 0
+
+
+def _refuse_flags_before_the_command(parser, argv):
+    """Name an unknown flag given before the command (argparse would only say that the command
+    is missing)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return
+        if arg not in ("-h", "--help"):
+            parser.error(f"unrecognized argument {arg!r}: aae-keras takes a COMMAND first ({', '.join(COMMANDS)}), "
+                         "then its flags; see aae-keras --help, or aae-keras COMMAND --help.")
 
 
 def build_parser():
@@ -264,12 +277,13 @@ def load_model(path):
     import keras
 
     from aae_keras import models, presets  # noqa: F401  models registers the classes load_model needs
+    from aae_keras.models import saving
 
     if os.path.isfile(path):
-        if not zipfile.is_zipfile(path):
-            state = "empty" if os.path.getsize(path) == 0 else "not a zip archive: truncated, or not a model"
+        problem = saving.unreadable(path)
+        if problem is not None:
             raise UsageError(
-                f"MODEL {path!r} is not a readable .keras model (the file is {state}); pass a model.keras that "
+                f"MODEL {path!r} is not a readable .keras model (the file is {problem}); pass a model.keras that "
                 "`aae-keras train` wrote (train again if the run was cut short) or a preset name."
             )
         return keras.saving.load_model(path)

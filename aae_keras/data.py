@@ -106,16 +106,16 @@ def check_finite(x, what="training data"):
     >>> check_finite(np.array([[0.0, np.nan]]))
     Traceback (most recent call last):
     ...
-    ValueError: training data contains 1 non-finite values (NaN or inf), first at index (0, 1); clean or drop them
+    ValueError: training data contains 1 non-finite values (NaN or inf), first at index (0, 1) (row 0); clean or drop them
     """
     x = np.asarray(x)
     bad = ~np.isfinite(x)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
-        first = first[0] if len(first) == 1 else first
+        where = f"{first[0]}" if len(first) == 1 else f"{first} (row {first[0]})"
         raise ValueError(
             f"{what} contains {int(bad.sum())} non-finite values (NaN or inf), first at index "
-            f"{first}; clean or drop them"
+            f"{where}; clean or drop them"
         )
     return x
 

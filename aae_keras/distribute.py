@@ -57,14 +57,16 @@ def get_strategy(name="auto", devices=None):
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
+    tpu_name = os.environ.get("TPU_NAME", "")
     try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", ""))
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_name)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+    except Exception as error:  # noqa: BLE001 - ValueError, OpError, urllib's URLError (a name that resolves nowhere), ...
+        named = f"named by TPU_NAME ({tpu_name!r})" if tpu_name else "of this machine (TPU_NAME is not set)"
         raise RuntimeError(
-            f"No TPU could be reached ({error}). Set TPU_NAME or run on a TPU VM, or pick "
-            'strategy "none" or "mirrored".'
+            f"The TPU {named} could not be reached: {error}. To train without it, pick --strategy none "
+            '(strategy="none") or mirrored, or unset TPU_NAME so that "auto" does not look for a TPU.'
         ) from None
     return tf.distribute.TPUStrategy(resolver)
 

@@ -20,7 +20,7 @@ import os
 import shutil
 import uuid
 
-__all__ = ["atomic_path", "replace_directory", "TEMP_PREFIX"]
+__all__ = ["atomic_path", "replace_directory", "zip_problem", "TEMP_PREFIX"]
 
 TEMP_PREFIX = ".aae-tmp-"  # what every temporary name starts with (hidden; easy to find and remove)
 
@@ -70,6 +70,27 @@ def replace_directory(staging, target):
     else:
         os.remove(aside)
     _fsync_directory(os.path.dirname(target))
+
+
+def zip_problem(path):
+    """What keeps the file `path` from being read as a zip archive (a `.keras` file is one), in
+    words: "empty", "truncated" (it starts as a zip archive but its end is missing) or "not a zip
+    archive"; None if it reads as one.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile(suffix=".keras") as f:
+    ...     zip_problem(f.name)
+    'empty'
+    """
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        return None
+    if os.path.getsize(path) == 0:
+        return "empty"
+    with open(path, "rb") as f:
+        start = f.read(4)
+    return "truncated" if start == b"PK\x03\x04" else "not a zip archive"
 
 
 def _fsync(path):

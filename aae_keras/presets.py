@@ -506,13 +506,34 @@ def load(handle, load_weights=True, expected_class=None, sha256=None, timeout=No
             f"preset {handle!r} holds the model class {stored.__name__}, which is not {expected_class.__name__}; load it with "
             f"models.{stored.__name__}.from_preset or aae_keras.presets.load."
         )
-    model = keras.saving.deserialize_keras_object(config)
-    if load_weights:
-        model.load_weights(os.path.join(directory, WEIGHTS_FILE))
+    model = _rebuilt(directory, config, stored, load_weights)
     model.compile()
     metadata = _read_json(os.path.join(directory, METADATA_FILE))
     model.preset = {"handle": str(handle), "directory": directory, "name": metadata.get("name"),
                     "dataset": (metadata.get("dataset") or {}).get("name")}
+    return model
+
+
+def _rebuilt(directory, config, stored, load_weights):
+    """The model of a preset's config (with its weights); a PresetError naming the file for a
+    config or weights file that matches its hash but does not make a model (edited by hand, or
+    written by an incompatible release)."""
+    try:
+        model = keras.saving.deserialize_keras_object(config)
+    except Exception as error:  # noqa: BLE001 - Keras raises KeyError, TypeError, ValueError... on a bad config
+        raise PresetError(
+            f"{os.path.join(directory, CONFIG_FILE)} does not describe a {stored.__name__} ({type(error).__name__}: "
+            f"{error}); the preset is damaged: delete it (for a download, its folder in the cache) and fetch or "
+            "build it again."
+        ) from None
+    if load_weights:
+        try:
+            model.load_weights(os.path.join(directory, WEIGHTS_FILE))
+        except Exception as error:  # noqa: BLE001 - h5py and Keras errors for weights that do not fit
+            raise PresetError(
+                f"{os.path.join(directory, WEIGHTS_FILE)} does not hold the weights of the model in its config.json "
+                f"({type(error).__name__}: {error}); the preset is damaged: delete it and fetch or build it again."
+            ) from None
     return model
 
 

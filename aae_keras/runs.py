@@ -220,8 +220,9 @@ def backed_up(out, command, fresh=True):
 
     `fresh` discards the state of an earlier run there first. The folder is removed when the
     block ends, and after a divergence (`callbacks.NonFiniteError`: resuming would diverge
-    again), with `out` itself if nothing else is in it; an interruption (Ctrl-C, a kill, any
-    other error) keeps it, so the same command resumes from the last completed epoch."""
+    again) or an error before the first epoch completed, with `out` itself if nothing else is
+    in it; an interruption after that (Ctrl-C, a kill, any other error) keeps it, so the same
+    command resumes from the last completed epoch."""
     from aae_keras.callbacks import NonFiniteError
 
     backup = os.path.join(out, BACKUP_DIR)
@@ -233,10 +234,11 @@ def backed_up(out, command, fresh=True):
         json.dump(command, f, indent=1)
     try:
         yield backup
-    except NonFiniteError:
-        shutil.rmtree(backup, ignore_errors=True)
-        if created and not os.listdir(out):
-            os.rmdir(out)
+    except BaseException as error:
+        if isinstance(error, NonFiniteError) or os.listdir(backup) == [COMMAND_FILE]:  # nothing worth resuming
+            shutil.rmtree(backup, ignore_errors=True)
+            if created and not os.listdir(out):
+                os.rmdir(out)
         raise
     shutil.rmtree(backup, ignore_errors=True)
 

@@ -103,6 +103,10 @@ class Decoder:
         z = np.asarray(z, np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"Latents must have shape (n, {self.latent_dim}) for this decoder, got {z.shape}.")
+        bad = np.argwhere(~np.isfinite(z))
+        if len(bad):
+            raise ValueError(f"Latents must be finite: {len(bad)} values are NaN or inf, first in row {bad[0][0]} "
+                             f"(index {tuple(int(i) for i in bad[0])}); clean or drop those rows.")
         feeds = {"z": z}
         if self.takes_class:
             if y is None:

@@ -49,8 +49,8 @@ def digits():
     return data.load("digits")
 
 
-def tiny_model(kind="mmd", prior=None, image_shape=(8, 8), hidden=(32,), seed=0, **kwargs):
-    """A small MMD or adversarial autoencoder for fast tests."""
+def tiny_model(kind="mmd", prior=None, image_shape=(8, 8), hidden=(32,), seed=0, compiled=True, **kwargs):
+    """A small MMD or adversarial autoencoder for fast tests (built; compiled unless `compiled` is False)."""
     keras.utils.set_random_seed(seed)
     prior = prior or priors.gaussian_mixture(10, 2)
     d = priors.event_size(prior)
@@ -58,10 +58,12 @@ def tiny_model(kind="mmd", prior=None, image_shape=(8, 8), hidden=(32,), seed=0,
     encoder, decoder, discriminator = networks.build("mlp", image_shape, d, outputs, hidden)
     if kind == "mmd":
         model = models.MMDAutoencoder(encoder, decoder, prior, **kwargs)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        if compiled:
+            model.compile(optimizer=keras.optimizers.Adam(1e-3))
     else:
         model = models.AdversarialAutoencoder(encoder, decoder, discriminator, prior, **kwargs)
-        model.compile()
+        if compiled:
+            model.compile()
     return model
 
 
@@ -74,13 +76,14 @@ VARIANTS = {  # name -> (model class, style prior, number of classes or clusters
 }
 
 
-def tiny_variant(name, regularizer="mmd", image_shape=(8, 8), hidden=(32,), seed=0, **kwargs):
-    """A small compiled model of the paper's family, with either regularizer."""
+def tiny_variant(name, regularizer="mmd", image_shape=(8, 8), hidden=(32,), seed=0, compiled=True, **kwargs):
+    """A small model of the paper's family, with either regularizer (compiled unless `compiled` is False)."""
     keras.utils.set_random_seed(seed)
     cls, prior, count = VARIANTS[name]
     model = cls.create(image_shape, prior, count, hidden=hidden, regularizer=regularizer,
                        discriminator_hidden=(32,), seed=seed, **kwargs)
-    model.compile()
+    if compiled:
+        model.compile()
     return model
 
 

@@ -139,6 +139,58 @@ def test_steps_per_execution_runs_the_same_steps(batch):
     assert _max_difference(_state(one), _state(four)) < 1e-5
 
 
+def _uncompiled(name, regularizer):
+    """A built, never compiled model: a core model of CORE or a variant."""
+    if name in CORE:
+        kind, kwargs = CORE[name]
+        return tiny_model(kind, compiled=False, **kwargs)
+    return tiny_variant(name, regularizer, compiled=False)
+
+
+SAVED = [("closed_form_mmd", None), ("adversarial_options", None), ("label_conditioned", "adversarial"),
+         ("supervised", "mmd"), ("semi_supervised", "adversarial"), ("clustering", "mmd"),
+         ("dim_reduction", "adversarial")]  # every class, both regularizers
+
+
+@pytest.mark.parametrize("name, regularizer", SAVED, ids=[f"{n}-{r}" if r else n for n, r in SAVED])
+def test_every_model_saves_compiled_or_not_trained_or_not(tmp_path, batch, name, regularizer):
+    """Keras saves uncompiled models; so does every model class here, and each loads back to the
+    state it was saved in: uncompiled, compiled, trained (weights and optimizers)."""
+    x, y = batch
+    model = _uncompiled(name, regularizer)
+    assert not model.compiled
+    model.save(tmp_path / "uncompiled.keras")
+    loaded = keras.saving.load_model(tmp_path / "uncompiled.keras")
+    assert not loaded.compiled and type(loaded) is type(model)
+    assert _max_difference(_values(model.weights), _values(loaded.weights)) == 0.0
+    model.compile()
+    model.save(tmp_path / "compiled.keras")
+    loaded = keras.saving.load_model(tmp_path / "compiled.keras")
+    assert loaded.compiled and _max_difference(_state(model), _state(loaded)) == 0.0
+    labels = variant_labels(name, y) if name in VARIANTS else None
+    model.fit(x, labels, epochs=1, batch_size=64, verbose=0)
+    model.save(tmp_path / "trained.keras")
+    loaded = keras.saving.load_model(tmp_path / "trained.keras")
+    assert _max_difference(_state(model), _state(loaded)) == 0.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compiled.keras", "trained.keras", "uncompiled.keras"]
+
+
+class _EmptyBatches(keras.utils.PyDataset):
+    def __len__(self):
+        return 0
+
+    def __getitem__(self, index):
+        raise IndexError(index)
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate"])
+def test_an_empty_py_dataset_gets_the_same_clear_error(method):
+    model = tiny_model("mmd")
+    what = "training" if method == "fit" else "evaluation"
+    with pytest.raises(ValueError, match=f"The {what} data is an empty keras.utils.PyDataset"):
+        getattr(model, method)(_EmptyBatches(), verbose=0)
+
+
 def test_bad_data_gets_the_same_clear_errors(batch):
     """Non-finite images, images of the wrong shape and labels out of range, as numpy arrays and
     inside a PyDataset (checked in the train step), are one-line ValueErrors."""

@@ -17,6 +17,7 @@ from aae_keras.models.conditional import LabelConditionedAutoencoder
 from aae_keras.models.dim_reduction import DimReductionAutoencoder
 from aae_keras.models.matched import MatchedAutoencoder
 from aae_keras.models.mmd import MMDAutoencoder
+from aae_keras.models.saving import load_model
 from aae_keras.models.semi_supervised import (
     ClusteringAutoencoder,
     SemiSupervisedAutoencoder,
@@ -33,4 +34,5 @@ __all__ = [
     "MatchedAutoencoder",
     "SemiSupervisedAutoencoder",
     "SupervisedAutoencoder",
+    "load_model",
 ]

@@ -241,6 +241,13 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         with self._clear_data_errors(what), backend.current().kept_state(self):
             return super().evaluate(x, y, *args, **kwargs)
 
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict` (reconstructions); numpy images holding NaN or inf are refused
+        with the index of the first bad value, as `fit`, `encode` and `decode` refuse them."""
+        if isinstance(x, np.ndarray):
+            data_lib.check_finite(x, what="predict: the images")
+        return super().predict(x, *args, **kwargs)
+
     def _check_data(self, x, what):
         """Check numpy images before Keras sees them (`data.check_images`, then their shape);
         datasets are checked batch by batch in the train step."""
@@ -665,6 +672,7 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         the number of inputs changes."""
         if len(inputs) == 0:
             raise ValueError(f"{what} got no examples (an array of shape {inputs.shape}); pass at least one.")
+        data_lib.check_finite(inputs, what=f"{what}: the input")  # refused, as fit does, not decoded to NaN
         batch_size = max(1, int(batch_size))
         outputs = [network(inputs[start : start + batch_size], training=False) for start in range(0, len(inputs), batch_size)]
         return np.concatenate([np.asarray(ops.convert_to_numpy(out), np.float32) for out in outputs], axis=0)

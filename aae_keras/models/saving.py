@@ -29,7 +29,7 @@ import keras
 
 from aae_keras import files
 
-__all__ = ["AtomicSaving", "LEGACY_SUFFIXES", "image_signature"]
+__all__ = ["AtomicSaving", "LEGACY_SUFFIXES", "image_signature", "load_model", "unreadable"]
 
 LEGACY_SUFFIXES = (".h5", ".hdf5")
 
@@ -91,6 +91,34 @@ class AtomicSaving:
 def image_signature(image_shape):
     """`[keras.InputSpec]` of one float32 batch of images `x` of shape `image_shape`."""
     return [keras.InputSpec(shape=(None, *image_shape), dtype="float32", name="x")]
+
+
+def load_model(path, **kwargs):
+    """`keras.saving.load_model(path)` with a clear error for a file that is missing, empty,
+    truncated or not a zip archive (Keras says "File not found" for all four).
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile(suffix=".keras") as f:
+    ...     load_model(f.name)
+    Traceback (most recent call last):
+    ...
+    ValueError: ... is not a readable .keras model: the file is empty; ...
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"{path!r} does not exist (or is not a file); pass the path of a .keras model.")
+    problem = unreadable(path)
+    if problem:
+        raise ValueError(f"{path!r} is not a readable .keras model: the file is {problem}; save the model again "
+                         "(the library's model.save writes atomically, so a save that fails leaves the previous file).")
+    return keras.saving.load_model(path, **kwargs)
+
+
+def unreadable(path):
+    """Why the file `path` cannot be a .keras model, in words, or None (see `files.zip_problem`)."""
+    problem = files.zip_problem(path)
+    return {None: None, "empty": "empty", "truncated": "truncated: a .keras zip archive whose end is missing",
+            "not a zip archive": "not a zip archive, so not a .keras model"}[problem]
 
 
 def _local(path):
