@@ -594,7 +594,8 @@ def add_train_arguments(parser):
     parser.add_argument("--out", default=default.out,
                         help="output directory (default: aae_runs/<model>_<prior>_<dataset>)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="write into --out even if it is not empty")
+                        help="write into --out even if it is not empty (an unfinished run's backup there is "
+                        "discarded; without it, the same command resumes that run)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=default.verbose,
                         help="Keras fit verbosity (default: 1 on a terminal, else 2)")
 

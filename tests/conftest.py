@@ -96,6 +96,18 @@ def variant_labels(name, y, labeled_fraction=0.5, seed=0):
     return data.keep_labels(y, max(1, int(labeled_fraction * len(y))), seed=seed)
 
 
+def run_cli(argv, capsys):
+    """`aae-keras argv` in this process: (exit code, stdout, stderr)."""
+    from aae_keras import cli
+
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @contextlib.contextmanager
 def serving(handler):
     """Run the `http.server` request handler class `handler` on 127.0.0.1 (a free port) in a

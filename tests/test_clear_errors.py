@@ -9,19 +9,10 @@ import shutil
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_model, tiny_variant
+from conftest import run_cli as run, tiny_model, tiny_variant
 
 import aae_runtime
-from aae_keras import cli, distribute, export, models, presets
-
-
-def run(argv, capsys):
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exit:
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from aae_keras import distribute, export, models, presets
 
 
 AUTOENCODERS = [name for name, entry in presets.manifest()["presets"].items()

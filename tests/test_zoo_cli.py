@@ -8,21 +8,12 @@ import time
 
 import onnx
 import pytest
-from conftest import http_server
+from conftest import http_server, run_cli as run
 
-from aae_keras import cli, presets, recipes
+from aae_keras import presets, recipes
 
 DIGITS = "digits_mmd_mog10"
 FASHION = presets.ZOO_DIR.parent.parent / "shared" / "data" / "fashion-mnist"
-
-
-def run(argv, capsys):
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exit:
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_zoo_list_shows_names_sizes_and_metrics(capsys):
