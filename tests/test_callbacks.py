@@ -126,10 +126,11 @@ def test_stop_on_non_finite_names_epoch_and_batch(digits):
         fit(make("mmd"), "mmd", digits, epochs=3, using=[Poison(epoch=1, batch=1), callbacks.StopOnNonFinite()])
 
 
-@pytest.mark.parametrize("kind, part, batch", [("mmd", "decoder", N // 100 - 1), ("adversarial", "encoder", 1)])
+@pytest.mark.parametrize("kind, part, batch", [("mmd", "decoder", N // 100 - 1), ("adversarial", "encoder", N // 100 - 1)])
 def test_stop_on_non_finite_checks_the_weights_after_each_epoch(kind, part, batch, digits):
-    # the loss does not show these: poisoned after the epoch's last loss check, or NaN codes that
-    # the adversarial model's ReLU layers turn into 0 (its losses stay finite)
+    # the loss does not show these: poisoned after the epoch's last loss check (NaN codes of the
+    # adversarial model's encoder used to stay hidden behind ReLUs, but with TensorFlow 2.21's
+    # current kernels they reach the loss, which the batch check then catches)
     guard = callbacks.StopOnNonFinite()
     with pytest.raises(callbacks.NonFiniteError, match=r"weight values are NaN or inf after epoch 1, in \d+ variables"):
         fit(make(kind), kind, digits, epochs=3, using=[guard, Poison(epoch=0, batch=batch, part=part)])
