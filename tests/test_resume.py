@@ -76,11 +76,22 @@ def test_a_killed_train_resumes_exactly_and_another_command_is_refused(straight,
     stdout = finished(["train", *TRAIN, "--out", out])
     assert "Resuming" in stdout
     assert sorted(os.listdir(out)) == sorted(os.listdir(straight))  # the backup is gone
-    resumed, reference = (json.loads((d / "metrics.json").read_text()) for d in (out, straight))
-    for key in ("train", "validation", "test", "code_mmd2", "codes_near_mode", "epochs", "best_epoch"):
-        assert resumed[key] == reference[key], key
     for a, b in zip(weights(out / "model.keras"), weights(straight / "model.keras")):
         np.testing.assert_array_equal(a, b)
+    resumed, reference = (json.loads((d / "metrics.json").read_text()) for d in (out, straight))
+    assert_same_metrics(resumed, reference)
+
+
+def assert_same_metrics(resumed, reference):
+    """The recorded metrics agree: counts exactly, losses to 1e-6 relative (with equal weights,
+    TensorFlow's `evaluate` of the 1237 training images varies in the 7th digit from one process
+    to the next, interrupted or not: three uninterrupted runs gave 24.540077, 24.540075, 24.540071)."""
+    assert (resumed["epochs"], resumed["best_epoch"]) == (reference["epochs"], reference["best_epoch"])
+    for key in ("train", "validation", "test"):
+        for name, value in reference[key].items():
+            assert resumed[key][name] == pytest.approx(value, rel=1e-6), (key, name)
+    for key in ("code_mmd2", "codes_near_mode"):
+        assert resumed[key] == pytest.approx(reference[key], rel=1e-6, abs=1e-9), key
 
 
 def test_a_killed_zoo_build_resumes_exactly(straight, tmp_path, monkeypatch):
@@ -108,11 +119,12 @@ def test_a_killed_zoo_build_resumes_exactly(straight, tmp_path, monkeypatch):
     assert result.returncode in (0, None), result.stderr[-3000:]
     assert runs.BACKUP_DIR not in os.listdir(preset)
     reference = json.loads((straight / "metrics.json").read_text())
-    entry = json.loads((zoo / "manifest.json").read_text())["presets"]["tiny"]
-    assert entry["metrics"]["test_reconstruction"] == reference["test"]["reconstruction"]
-    assert entry["budget"]["epochs"] == reference["epochs"]
     for a, b in zip(presets.load(preset).get_weights(), weights(straight / "model.keras")):
         np.testing.assert_array_equal(a, b)
+    entry = json.loads((zoo / "manifest.json").read_text())["presets"]["tiny"]
+    assert entry["metrics"]["test_reconstruction"] == pytest.approx(reference["test"]["reconstruction"], rel=1e-6)
+    assert entry["budget"]["epochs"] == reference["epochs"]
+    assert_same_metrics(json.loads((preset / "metadata.json").read_text())["results"], reference)
 
 
 class _Interrupt(keras.callbacks.Callback):
