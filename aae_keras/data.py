@@ -27,6 +27,7 @@ __all__ = [
     "KNOWN_DATASETS",
     "Dataset",
     "check_finite",
+    "provenance",
     "check_images",
     "from_arrays",
     "keep_labels",
@@ -98,6 +99,17 @@ def checksum(dataset):
         digest.update(str((array.dtype.str, array.shape)).encode())
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
+
+
+def provenance(dataset):
+    """What a run or preset records of its data: {"name", "sha256" (`checksum`), "train_size",
+    "test_size"}.
+
+    >>> sorted(provenance(load("digits")))
+    ['name', 'sha256', 'test_size', 'train_size']
+    """
+    return {"name": dataset.name, "sha256": checksum(dataset), "train_size": len(dataset.x_train),
+            "test_size": len(dataset.x_test)}
 
 
 def check_finite(x, what="training data"):
@@ -422,7 +434,9 @@ def load(name, data_dir=None, split=None):
     "mnist" or "fashion_mnist" (28x28). For the latter two, `data_dir` is a directory with
     `train-images-idx3-ubyte.gz`, `train-labels-idx1-ubyte.gz`, `t10k-images-idx3-ubyte.gz`
     and `t10k-labels-idx1-ubyte.gz` (or the same names without `.gz`); without it the data
-    is downloaded through `keras.datasets`.
+    is downloaded through `keras.datasets` (which keeps it in `~/.keras/datasets` for the next
+    call), unless the environment variable `AAE_KERAS_DATA_DIR` names a folder that holds a
+    `mnist/` or `fashion-mnist/` (or `fashion_mnist/`) directory of those files: the offline route.
 
     >>> x, y = load("digits", split="test")
     >>> x.shape, float(x.max()) <= 1.0
@@ -432,6 +446,7 @@ def load(name, data_dir=None, split=None):
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(KNOWN_DATASETS)}")
     if split not in (None, "train", "test"):
         raise ValueError(f"split must be None, 'train' or 'test', got {split!r}")
+    data_dir = data_dir if data_dir is not None or name == "digits" else _data_dir_from_environment(name)
     if name == "digits":
         arrays = _load_digits()
     elif data_dir is not None:
@@ -459,6 +474,24 @@ def _load_digits():
         digits.images, digits.target, test_size=0.2, random_state=0, stratify=digits.target
     )
     return (x_train, y_train), (x_test, y_test)
+
+
+DATA_DIR_VARIABLE = "AAE_KERAS_DATA_DIR"
+
+
+def _data_dir_from_environment(name):
+    """The folder of `name`'s IDX files under $AAE_KERAS_DATA_DIR, or None (download); a clear
+    error when the variable names a folder without one."""
+    root = os.environ.get(DATA_DIR_VARIABLE)
+    if not root:
+        return None
+    candidates = [os.path.join(root, folder) for folder in dict.fromkeys((name, name.replace("_", "-")))]
+    found = next((c for c in candidates if os.path.isdir(c)), None)
+    if found is None:
+        raise FileNotFoundError(f"{DATA_DIR_VARIABLE}={root!r} holds no {' or '.join(map(repr, candidates))} folder for "
+                                f"{name!r}; put the four IDX files there, pass data_dir= (--data-dir), or unset "
+                                f"{DATA_DIR_VARIABLE} to download through keras.datasets.")
+    return found
 
 
 def _download(name):

@@ -115,8 +115,7 @@ def _write(name, recipe, directory, model, dataset, seed, results, metrics):
     hardware = runs.hardware()
     presets.save(
         model, directory, name=name, overwrite=True, description=recipe["description"], recipe=recipe,
-        dataset={"name": dataset.name, "sha256": data.checksum(dataset), "train_size": len(dataset.x_train),
-                 "test_size": len(dataset.x_test)},
+        dataset=data.provenance(dataset),
         seed=seed, trained_on=hardware, metrics=metrics, results=results,
     )
     os.makedirs(ARCHIVES_DIR, exist_ok=True)

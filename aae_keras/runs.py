@@ -205,6 +205,7 @@ def train(settings):
         model.save(os.path.join(out, "model.keras"))
         written = ["model.keras", "metrics.json", *write_plots(model, dataset, out, settings.seed)]
         results["seconds"] = time.perf_counter() - start
+        results["dataset"] = data.provenance(dataset)
         results["args"] = dataclasses.asdict(settings)
         results["hardware"] = hardware()
         with files.atomic_path(os.path.join(out, "metrics.json")) as tmp, open(tmp, "w") as f:

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from aae_keras import cli, plots, priors
+from aae_keras import cli, data, plots, priors
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--epochs", "2", "--hidden", "32,32", "--verbose", "0"]
@@ -79,6 +79,7 @@ def test_train_writes_valid_outputs(trained):
     assert 0.0 <= metrics["codes_near_mode"] <= 1.0
     assert metrics["args"]["prior"] == "ring" and metrics["args"]["hidden"] == [32, 32]
     assert metrics["epochs"] == 2
+    assert metrics["dataset"] == data.provenance(data.load("digits"))  # what it trained on, with its sha256
     model = keras.saving.load_model(trained / "model.keras")
     images = model.decode(np.zeros((3, 2), np.float32))
     assert images.shape == (3, 8, 8) and np.all((images >= 0) & (images <= 1))

@@ -61,6 +61,21 @@ def test_idx_round_trip(tmp_path, gz):
     assert x.shape == (4, 28, 28) and len(y) == 4
 
 
+@pytest.mark.parametrize("name, folder", [("mnist", "mnist"), ("fashion_mnist", "fashion-mnist"),
+                                          ("fashion_mnist", "fashion_mnist")])
+def test_the_data_dir_variable_is_the_offline_route(tmp_path, monkeypatch, name, folder):
+    (tmp_path / folder).mkdir()
+    written = write_idx_dir(tmp_path / folder)
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(tmp_path))
+    loaded = data.load(name)
+    np.testing.assert_array_equal(loaded.y_train, written["train-labels-idx1-ubyte"])
+    assert data.provenance(loaded) == {"name": name, "sha256": data.checksum(loaded), "train_size": 6, "test_size": 4}
+    monkeypatch.setenv(data.DATA_DIR_VARIABLE, str(tmp_path / "elsewhere"))
+    with pytest.raises(FileNotFoundError, match=f"AAE_KERAS_DATA_DIR=.*holds no .*{name}"):
+        data.load(name)
+    assert data.load(name, data_dir=tmp_path / folder).name == name  # data_dir wins over the variable
+
+
 def test_missing_file_and_directory(tmp_path):
     write_idx_dir(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
