@@ -97,7 +97,7 @@ class TrainSettings:
     patience: Optional[int] = None
     min_epochs: int = 0
     validation: Optional[int] = None
-    lr: float = 1e-3
+    lr: Optional[float] = None
     strategy: str = "auto"
     seed: int = 0
     out: Optional[str] = None
@@ -358,7 +358,8 @@ def make_model(settings, image_shape, prior, num_classes=10):
             model = models.MMDAutoencoder(
                 encoder, decoder, prior, regularizer=settings.model, weight=settings.weight, seed=settings.seed
             )
-    model.compile(optimizer=keras.optimizers.Adam(settings.lr))  # the other phases: "auto" defaults
+    # --lr sets the reconstruction phase; the other phases (and it, without --lr) take the model's defaults
+    model.compile(optimizer="auto" if settings.lr is None else keras.optimizers.Adam(settings.lr))
     return model
 
 
@@ -586,9 +587,9 @@ def add_train_arguments(parser):
     parser.add_argument("--validation", type=nonnegative_int, default=default.validation,
                         help=f"hold out the last N training images for validation (default: {VALIDATION_SIZE} "
                         "with --patience, else 0); with --labels, their labels are not used")
-    parser.add_argument("--lr", type=float, default=default.lr, help="Adam learning rate; for the AAE, of the "
-                        "reconstruction phase (its discriminator and generator use Adam(5e-4, beta_1=0.5)) "
-                        "(default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=default.lr, help="Adam learning rate of the reconstruction "
+                        "phase; the other phases keep the model's defaults (default: the model's: 1e-3; 1e-4 for "
+                        "semi_supervised, whose every phase uses Adam(1e-4))")
     parser.add_argument("--strategy", choices=distribute.STRATEGIES, default=default.strategy,
                         help="tf.distribute strategy, or on JAX: mirrored = keras.distribution.DataParallel (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=default.seed, help="(default: %(default)s)")

@@ -11,20 +11,26 @@
 Each runs for `--regularizers` (mmd: closed form; adversarial) over `--seeds` and reports
 mean +- std and wall-clock seconds. The paper trains the 1000-1000 MLPs for thousands of
 epochs; `--epochs` sets our (much shorter) schedule. With `--from-recipes`, every run trains
-from the zoo's paper-budget recipe of its cell instead (`fashion_mnist_<task>_<mmd|aae>_paper`:
-MLP 1000-1000, early stopping, at least 100 epochs), with the run's seed; semi/all drops the
-recipe's --labels; `--epochs N` then caps each run at N epochs (a smoke test). Fashion-MNIST is read offline from
+from the zoo's recipe of its cell instead, with the run's seed: on MNIST `mnist_<task>_<mmd|aae>`
+(the reproducibility table: MLP 1000-1000, 30 epochs on CPU), on Fashion-MNIST
+`fashion_mnist_<task>_<mmd|aae>_paper` (early stopping, at least 100 epochs); semi/all drops the
+recipe's --labels; `--epochs N` then caps each run at N epochs (a smoke test). `--runs-dir`
+makes every run an `aae-keras train` into its own folder, backed up each epoch: stop the script
+and run it again, and it goes on where it stopped. Fashion-MNIST is read offline from
 ../shared/data/fashion-mnist (or AAE_KERAS_FASHION_MNIST_DIR); MNIST with --dataset mnist
---data-dir DIR (or network).
+--data-dir DIR (or AAE_KERAS_DATA_DIR, or network).
 
     python benchmarks/paper.py --epochs 10 --seeds 0 1 --out benchmarks/results/paper.json
     python benchmarks/paper.py --render benchmarks/results/paper.json   # markdown table
-    KERAS_BACKEND=jax python benchmarks/paper.py --from-recipes --out benchmarks/results/paper_recipes.json
+    python benchmarks/paper.py --dataset mnist --data-dir ../shared/data/mnist --from-recipes \
+        --experiments semi labeled_only --runs-dir paper_runs --out benchmarks/results/paper_mnist.json
 """
 
 import argparse
+import dataclasses
 import json
 import os
+import shlex
 import statistics
 import sys
 import time
@@ -61,7 +67,8 @@ def labeled_only(dataset, labels, _, seed, args):
     1000-1000 with --from-recipes) trained on the `labels` labeled images alone: the baseline
     the unlabeled images must beat. The same labels as `semi` (keep_labels, same seed)."""
     hidden = (1000, 1000) if args.from_recipes else args.hidden
-    pool = len(dataset.y_train) - (runs.VALIDATION_SIZE if args.from_recipes else 0)  # as the recipes draw them
+    held_out = recipe_settings(f"semi/{labels}", "mmd", seed, args).validation if args.from_recipes else 0
+    pool = len(dataset.y_train) - held_out  # as the recipes draw them
     y = data.keep_labels(dataset.y_train[:pool], int(labels), seed=seed)
     keras.utils.set_random_seed(seed)
     classifier = keras.Sequential([keras.Input(dataset.image_shape), keras.layers.Flatten(),
@@ -106,30 +113,59 @@ RECIPE_TASKS = {"semi/100": "semisup100", "semi/1000": "semisup1000", "semi/all"
                 "clustering/16": "cluster16", "clustering/30": "cluster30", "parzen": "gauss8"}
 
 
-def recipe_settings(key, regularizer, seed, args):
-    """The checked TrainSettings of the zoo recipe behind table cell `key`, for `seed`."""
-    name = f"fashion_mnist_{RECIPE_TASKS[key]}_{'mmd' if regularizer == 'mmd' else 'aae'}_paper"
-    argv = list(recipes.load_recipe(name)["train"])
+def recipe_name(key, regularizer, dataset):
+    """The zoo recipe of table cell `key`: `mnist_<task>_<mmd|aae>` on MNIST (the
+    reproducibility table's CPU budget), `fashion_mnist_<task>_<mmd|aae>_paper` on Fashion-MNIST."""
+    tag = "mmd" if regularizer == "mmd" else "aae"
+    if dataset == "mnist":
+        return f"mnist_{RECIPE_TASKS[key]}_{tag}"
+    return f"fashion_mnist_{RECIPE_TASKS[key]}_{tag}_paper"
+
+
+def recipe_argv(key, regularizer, seed, args):
+    """The `aae-keras train` arguments of cell `key`'s recipe for `seed` (semi/all drops --labels;
+    --epochs N caps the run, a smoke test)."""
+    argv = list(recipes.load_recipe(recipe_name(key, regularizer, args.dataset))["train"])
     if key == "semi/all":
         del argv[argv.index("--labels"):argv.index("--labels") + 2]
+    argv[argv.index("--seed") + 1] = str(seed)
     cap = ["--epochs", str(args.epochs), "--min-epochs", "0"] if args.epochs else []
-    return runs.TrainSettings.from_argv([*argv, "--seed", str(seed), "--verbose", "0", *cap,
-                                         *(["--data-dir", args.data_dir] if args.data_dir else [])]).checked()
+    return [*argv, *cap]
+
+
+def recipe_settings(key, regularizer, seed, args):
+    """The checked TrainSettings of cell `key`'s recipe for `seed`."""
+    extra = ["--verbose", "2" if args.runs_dir else "0", *(["--data-dir", args.data_dir] if args.data_dir else [])]
+    return runs.TrainSettings.from_argv([*recipe_argv(key, regularizer, seed, args), *extra]).checked()
 
 
 def from_recipe(key, regularizer, seed, args):
-    """(measure, epochs trained) of table cell `key` trained from its zoo recipe."""
+    """(measure, epochs trained, seconds trained) of table cell `key` trained from its zoo recipe.
+
+    With --runs-dir, the run is `aae-keras train` itself into `<runs-dir>/<recipe>_s<seed>`: a
+    run killed half-way resumes from its last epoch when the script runs again, and a finished
+    one (metrics.json there) is measured again from its model.keras without training."""
     settings = recipe_settings(key, regularizer, seed, args)
-    prior, dataset, labels = runs.prepare_training(settings)
-    model, results = runs.fit_and_evaluate(settings, prior, dataset, labels)
+    if args.runs_dir:
+        out = Path(args.runs_dir) / f"{recipe_name(key, regularizer, args.dataset)}_s{seed}"
+        if (out / "metrics.json").exists():
+            model, results = keras.saving.load_model(out / "model.keras"), json.loads((out / "metrics.json").read_text())
+        else:
+            run = runs.train(dataclasses.replace(settings, out=str(out)))
+            model, results = run.model, run.results
+        dataset = data.load(settings.dataset, data_dir=settings.data_dir)
+    else:
+        prior, dataset, labels = runs.prepare_training(settings)
+        model, results = runs.fit_and_evaluate(settings, prior, dataset, labels)
     if key.startswith("semi"):
-        return 100.0 * results["classification_error"], results["epochs"]
-    if key.startswith("clustering"):
-        return 100.0 * (1.0 - metrics.cluster_accuracy(dataset.y_test, model.cluster(dataset.x_test),
-                                                       mapping="majority")), results["epochs"]
-    bandwidth_images = dataset.x_train[-(settings.validation or VALIDATION):]
-    samples = model.sample(PARZEN_SAMPLES, seed=(seed, 99))
-    return metrics.parzen_evaluate(dataset.x_test, bandwidth_images, samples)["mean"], results["epochs"]
+        value = 100.0 * metrics.classification_error(dataset.y_test, model.classify(dataset.x_test))
+    elif key.startswith("clustering"):
+        value = 100.0 * (1.0 - metrics.cluster_accuracy(dataset.y_test, model.cluster(dataset.x_test), mapping="majority"))
+    else:
+        bandwidth_images = dataset.x_train[-(settings.validation or VALIDATION):]
+        samples = model.sample(PARZEN_SAMPLES, seed=(seed, 99))
+        value = metrics.parzen_evaluate(dataset.x_test, bandwidth_images, samples)["mean"]
+    return value, results["epochs"], results["fit_seconds"]
 
 
 def _fit(cls, prior, count, dataset, y, regularizer, seed, args):
@@ -141,33 +177,40 @@ def _fit(cls, prior, count, dataset, y, regularizer, seed, args):
     return model
 
 
-def run(args):
+def run(args, save=lambda report: None):
+    """The report of every cell of `args`; `save(report)` gets the report so far after every run."""
     dataset = data.load(args.dataset, data_dir=args.data_dir)
     rows = []
+    report = {"dataset": dataset.name, "epochs": args.epochs, "hidden": list(args.hidden), "weight": args.weight,
+              "seeds": args.seeds, "from_recipes": bool(args.from_recipes), "hardware": runs.hardware(), "rows": rows}
     for name in args.experiments:
         function, settings = EXPERIMENTS[name]
         for setting in settings:
             for regularizer in (["none"] if name in UNREGULARIZED else args.regularizers):
                 key = f"{name}/{setting}" if setting else name
-                values, seconds, epochs = [], [], []
+                row = {"experiment": key, "regularizer": regularizer, "values": [], "seconds": [], "epochs": []}
+                if args.from_recipes and name not in UNREGULARIZED:
+                    row["command"] = "aae-keras train " + shlex.join(recipe_argv(key, regularizer, "SEED", args))
+                rows.append(row)
                 for seed in args.seeds:
                     start = time.perf_counter()
                     if name in UNREGULARIZED:
                         value, trained = function(dataset, setting, regularizer, seed, args)
+                        took = time.perf_counter() - start
                     elif args.from_recipes:
-                        value, trained = from_recipe(key, regularizer, seed, args)
+                        value, trained, took = from_recipe(key, regularizer, seed, args)
                     else:
                         value, trained = function(dataset, setting, regularizer, seed, args), args.epochs
-                    values.append(float(value))
-                    epochs.append(trained)
-                    seconds.append(time.perf_counter() - start)
-                    print(f"{name} {setting} {regularizer} seed {seed}: {values[-1]:.3f} ({seconds[-1]:.0f} s, "
+                        took = time.perf_counter() - start
+                    row["values"].append(float(value))
+                    row["epochs"].append(trained)
+                    row["seconds"].append(took)
+                    row["mean"] = statistics.fmean(row["values"])
+                    row["std"] = statistics.stdev(row["values"]) if len(row["values"]) > 1 else 0.0
+                    print(f"{name} {setting} {regularizer} seed {seed}: {value:.3f} ({took:.0f} s, "
                           f"{trained} epochs)", flush=True)
-                rows.append({"experiment": key, "regularizer": regularizer, "values": values, "seconds": seconds,
-                             "epochs": epochs, "mean": statistics.fmean(values),
-                             "std": statistics.stdev(values) if len(values) > 1 else 0.0})
-    return {"dataset": dataset.name, "epochs": args.epochs, "hidden": list(args.hidden), "weight": args.weight,
-            "seeds": args.seeds, "from_recipes": bool(args.from_recipes), "hardware": runs.hardware(), "rows": rows}
+                    save(report)
+    return report
 
 
 def render(report):
@@ -176,8 +219,8 @@ def render(report):
              "parzen": "log-likelihood (nats)"}
     trained = [e for row in report["rows"] if row["regularizer"] != "none" for e in row.get("epochs", [])]
     if report.get("from_recipes"):
-        budget = "MLP 1000-1000" + (f", the zoo's paper-budget recipes (early stopping: {min(trained)}-{max(trained)} "
-                                    f"epochs{', capped at ' + str(report['epochs']) if report['epochs'] else ''})"
+        budget = "MLP 1000-1000" + (f", the zoo's recipes ({min(trained)}-{max(trained)} epochs"
+                                    f"{', capped at ' + str(report['epochs']) if report['epochs'] else ''})"
                                     if trained else "")
     else:
         budget = f"MLP {tuple(report['hidden'])}, {report['epochs']} epochs"
@@ -188,7 +231,7 @@ def render(report):
         (f"Dataset {report['dataset']}, {budget}, batch 100, MMD weight {report['weight']}, seeds {report['seeds']}"
          + (f", {hardware['backend']} on {hardware['device']}." if hardware else ".") + alone),
         "",
-        "| experiment | measure | closed-form MMD | adversarial | paper, AAE on MNIST | s per run (MMD / adv.) |",
+        "| experiment | measure | closed-form MMD | adversarial | paper (AAE, MNIST) | s per run (MMD / adv.) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     by_key = {}
@@ -197,10 +240,14 @@ def render(report):
     for key, runs in by_key.items():
         if "none" in runs:  # no regularizer: the same figure serves both columns
             runs = {"mmd": runs["none"], "adversarial": runs["none"]}
-        cells = [f"{runs[r]['mean']:.2f} +- {runs[r]['std']:.2f}" if r in runs else "" for r in ("mmd", "adversarial")]
+        cells = [f"{runs[r]['mean']:.2f} +- {runs[r]['std']:.2f} (n={len(runs[r]['values'])})" if r in runs else ""
+                 for r in ("mmd", "adversarial")]
         times = " / ".join(f"{statistics.fmean(runs[r]['seconds']):.0f}" for r in ("mmd", "adversarial") if r in runs)
-        lines.append(f"| {key} | {units[key.split('/')[0]]} | {cells[0]} | {cells[1]} | {PAPER_MNIST.get(key, '')} | {times} |")
-    return "\n".join(lines) + "\n"
+        paper = PAPER_MNIST.get(key, "") if report["dataset"] == "mnist" else ""
+        lines.append(f"| {key} | {units[key.split('/')[0]]} | {cells[0]} | {cells[1]} | {paper} | {times} |")
+    commands = [f"- {row['experiment']}, {row['regularizer']}: `{row['command']}`" for row in report["rows"] if "command" in row]
+    return "\n".join(lines + (["", "Each run (SEED: the seed of the label subset and the initialisation):", *commands]
+                              if commands else [])) + "\n"
 
 
 def main(argv=None):
@@ -213,6 +260,9 @@ def main(argv=None):
                         help="epochs per run (default 10; with --from-recipes: the recipe's early stopping)")
     parser.add_argument("--from-recipes", action="store_true",
                         help="train each run from the zoo's paper-budget recipe of its cell (--hidden, --weight unused)")
+    parser.add_argument("--runs-dir", default=None,
+                        help="with --from-recipes: train each run as `aae-keras train` into a folder here, so that "
+                        "the script resumes where it was stopped (a finished run is measured, not trained, again)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--hidden", type=lambda t: tuple(int(v) for v in t.split(",")), default=networks.PAPER_HIDDEN)
     parser.add_argument("--weight", type=float, default=100.0, help="MMD weight")
@@ -224,17 +274,19 @@ def main(argv=None):
         return
     if args.data_dir is None and args.dataset == "fashion_mnist":
         args.data_dir = DEFAULT_DATA
-    if args.from_recipes and args.dataset != "fashion_mnist":
-        parser.error("--from-recipes trains the zoo's Fashion-MNIST recipes; drop --dataset")
+    if args.runs_dir and not args.from_recipes:
+        parser.error("--runs-dir keeps the runs of --from-recipes; add --from-recipes")
     if args.epochs is None and not args.from_recipes:
         args.epochs = 10
-    report = run(args)
-    table = render(report)
-    print(table, end="")
-    if args.out:
-        for path, text in ((args.out, json.dumps(report, indent=2) + "\n"), (str(Path(args.out).with_suffix(".md")), table)):
-            with files.atomic_path(path) as tmp:
-                Path(tmp).write_text(text)
+
+    def save(report):
+        if args.out:
+            table = render(report)
+            for path, text in ((args.out, json.dumps(report, indent=2) + "\n"), (str(Path(args.out).with_suffix(".md")), table)):
+                with files.atomic_path(path) as tmp:
+                    Path(tmp).write_text(text)
+
+    print(render(run(args, save)), end="")
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def test_logging_checkpoint_and_schedule_callbacks(kind, digits, tmp_path):
         early, plateau, callbacks.StopOnNonFinite(),
     ])
     assert history.epoch == [0, 1] and early.stopped_epoch == 1
-    assert float(model.optimizer.learning_rate) == pytest.approx(0.5e-3)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.5 * model.optimizer_defaults["optimizer"][0])
 
     events = glob.glob(str(tmp_path / "logs" / "train" / "events.out.tfevents.*"))
     assert events and all(np.isfinite(history.history["loss"]))

@@ -49,6 +49,18 @@ def test_one_compile_signature(name):
     assert all(type(getattr(model, n)).__name__ == "SGD" for n in USES[name])
 
 
+def test_the_semi_supervised_model_defaults_to_adam_1e4_for_every_phase():
+    """Its own defaults (the core's 1e-3 let the classifier memorise its few labels); the
+    clustering model keeps the core's."""
+    for regularizer in ("mmd", "adversarial"):
+        model = tiny_variant("semi_supervised", regularizer)
+        for name in model._optimizer_groups():
+            optimizer = model.phase_optimizer(name)
+            assert float(optimizer.learning_rate) == pytest.approx(1e-4), name
+            assert float(optimizer.beta_1) == (0.5 if name in ("discriminator_optimizer", "generator_optimizer") else 0.9)
+    assert float(tiny_variant("clustering").optimizer.learning_rate) == pytest.approx(1e-3)
+
+
 def test_ae_optimizer_is_an_alias_of_optimizer():
     aae = tiny_model("adversarial")
     aae.compile(ae_optimizer=keras.optimizers.Adam(3e-3))

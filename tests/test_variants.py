@@ -162,3 +162,23 @@ def test_clustering_is_clearly_above_chance(digits):
     assignments = model.cluster(digits.x_test)
     assert metrics.cluster_accuracy(digits.y_test, assignments) > 0.35
     assert metrics.nmi(digits.y_test, assignments) > 0.3
+
+
+def test_input_noise_trains_on_noisy_images_and_encodes_clean_ones(tmp_path):
+    """`input_noise` perturbs the encoder's input in training only, reproducibly, and is saved."""
+    x, y = _xy()
+    labels = data.keep_labels(y, 20)
+    clean, noisy = tiny_variant("semi_supervised", input_noise=0.0), tiny_variant("semi_supervised", input_noise=0.5)
+    np.testing.assert_array_equal(clean.class_probabilities(x), noisy.class_probabilities(x))  # same start
+    for model in (clean, noisy):
+        model.fit(x, labels, epochs=2, batch_size=40, verbose=0)
+    again = tiny_variant("semi_supervised", input_noise=0.5)
+    again.fit(x, labels, epochs=2, batch_size=40, verbose=0)
+    assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(clean.get_weights(), noisy.get_weights()))
+    for a, b in zip(noisy.get_weights(), again.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_array_equal(noisy.class_probabilities(x), noisy.class_probabilities(x))  # no noise here
+    noisy.save(tmp_path / "noisy.keras")
+    assert keras.saving.load_model(tmp_path / "noisy.keras").input_noise == 0.5
+    with pytest.raises(ValueError, match="input_noise must be a number >= 0"):
+        tiny_variant("semi_supervised", input_noise=-0.1)

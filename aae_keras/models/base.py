@@ -72,6 +72,9 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
     error), summed over each example's features and averaged over the batch.
     posterior: "deterministic" (the encoder outputs the codes) or "gaussian" (means, then
     log-variances; codes are sampled with the reparameterization trick while training).
+    input_noise: the std of Gaussian noise added to the encoder's input while training (in
+    every phase; the reconstruction target stays clean), which keeps a semi-supervised
+    classifier from memorising its few labels (the paper's variants default to 0.3).
     regularizer: "mmd" (closed form), "sample_mmd", "imq_mmd", "adversarial", or a
     `regularizers.LatentRegularizer` (one-slot models); weight: the MMD weight.
     The adversarial options: `discriminators` (one per slot; default MLPs with
@@ -88,12 +91,14 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
     labels = "none"  # how fit uses labels: "required", "optional" or "none" (the paper's variants set it)
     default_schedule = "joint"  # of the adversarial models (the paper's variants keep "paper")
     classifies = False  # whether the classification phase runs on labeled examples
+    optimizer_defaults = OPTIMIZER_DEFAULTS  # compile's "auto" optimizers: name -> (Adam rate, beta_1)
     penalties = ()  # names of extra losses from `_penalties`
 
     def __init__(
         self, encoder, decoder, prior, regularizer="mmd", weight=10.0, discriminators=None,
         discriminator_hidden=networks.PAPER_HIDDEN, instance_noise=0.0, label_smoothing=0.0, discriminator_steps=1,
-        schedule=None, generator_weight=1.0, reconstruction="bce", posterior="deterministic", seed=0, **kwargs
+        schedule=None, generator_weight=1.0, reconstruction="bce", posterior="deterministic", input_noise=0.0, seed=0,
+        **kwargs
     ):
         super().__init__(**kwargs)
         if reconstruction not in RECONSTRUCTIONS:
@@ -105,6 +110,10 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         self.encoder, self.decoder, self.prior = encoder, decoder, priors.as_prior(prior)
         self.latent_dim = self.prior.dim
         self.reconstruction, self.posterior, self.seed = reconstruction, posterior, int(seed)
+        if not (np.isfinite(input_noise) and input_noise >= 0):
+            raise ValueError(f"input_noise must be a number >= 0 (the std of the noise added to the encoder's "
+                             f"input while training), got {input_noise!r}.")
+        self.input_noise = float(input_noise)
         self.regularizer, self.weight = regularizer, float(weight)
         if schedule is not None and schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
@@ -311,10 +320,12 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
                 classifier_optimizer="auto", ae_optimizer=None, **kwargs):
         """One signature for every model: an optimizer per training phase.
 
-        "auto" (or None) is the default: Adam(1e-3) for `optimizer` (reconstruction and MMD,
-        also `model.optimizer`, so learning-rate callbacks act on it) and
-        `classifier_optimizer`, Adam(5e-4, beta_1=0.5) for `discriminator_optimizer` and
-        `generator_optimizer`. A name such as "adam" or an optimizer object is used as given.
+        "auto" (or None) is the class's default (`optimizer_defaults`): Adam(1e-3) for
+        `optimizer` (reconstruction and MMD, also `model.optimizer`, so learning-rate callbacks
+        act on it), Adam(5e-4, beta_1=0.5) for `discriminator_optimizer` and
+        `generator_optimizer`; the semi-supervised and clustering models take Adam(1e-4) for
+        every phase (beta_1=0.5 for the adversarial ones). A name such as "adam" or an
+        optimizer object is used as given.
         Passing an optimizer for a phase the model does not have is an error;
         `ae_optimizer` is an alias of `optimizer`. Other keywords go to `keras.Model.compile`;
         its `jit_compile="auto"` means XLA on TensorFlow, on CPUs too (Keras's own default turns
@@ -344,7 +355,7 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         self._jit_auto = _is_auto(kwargs.get("jit_compile", "auto")) and not kwargs.get("run_eagerly")
         if self._jit_auto:
             kwargs["jit_compile"] = backend.current().jit_default(self)
-        made = {name: _optimizer(name, given[name]) for name in groups}
+        made = {name: _optimizer(name, given[name], self.optimizer_defaults) for name in groups}
         for name in OPTIMIZER_DEFAULTS:
             if name != "optimizer":
                 setattr(self, name, self._loss_scaled(made[name]) if name in made else None)
@@ -388,7 +399,7 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
 
     def _parts(self, x, training=False, seed=None):
         """The latent parts of a batch: a dict with one entry per slot name (and any extras)."""
-        return {"z": self._posterior_codes(self._encode_batch(x, training=training), seed)}
+        return {"z": self._posterior_codes(self._encode_batch(x, training=training, seed=seed), seed)}
 
     def _decoder_input(self, parts, labels):
         return parts["z"]
@@ -467,7 +478,8 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
                                       groups["generator_optimizer"], self.generator_optimizer))
             logs["loss"] = logs["loss"] + self.generator_weight * logs["generator_loss"]
         if self.classifies:
-            logs.update(backend.phase(lambda: self._classification_terms(self._parts(x, training=True), labels),
+            parts = lambda: self._parts(x, training=True, seed=self._seed(step, 4))  # noqa: E731
+            logs.update(backend.phase(lambda: self._classification_terms(parts(), labels),
                                       groups["classifier_optimizer"], self.classifier_optimizer))
         return self._record(logs)
 
@@ -608,8 +620,14 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
             per_feature = ops.square(x - x_hat)
         return ops.sum(ops.reshape(per_feature, (ops.shape(x)[0], -1)), axis=1)
 
-    def _encode_batch(self, x, training=False):
-        """The encoder's raw output for a batch, in float32 (whatever the dtype policy)."""
+    def _encode_batch(self, x, training=False, seed=None):
+        """The encoder's raw output for a batch, in float32 (whatever the dtype policy); while
+        training with a `seed`, the encoder sees x plus `input_noise` x standard normal noise."""
+        if training and self.input_noise and seed is not None:
+            n, shape = ops.shape(x)[0], ops.shape(x)
+            features = int(np.prod(x.shape[1:]))
+            noise_seed = ops.stack([ops.mod(seed[0] + 500_009, 2**31 - 1), seed[1]])  # not a slot's stream
+            x = x + self.input_noise * ops.reshape(backend.replica_normal(n, features, noise_seed), shape)
         return ops.cast(self.encoder(x, training=training), "float32")
 
     def _posterior_codes(self, outputs, seed=None):
@@ -748,6 +766,8 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
             else keras.saving.serialize_keras_object(self.regularizer),
             "weight": self.weight,
         }
+        if self.input_noise:  # (absent when 0, and from files saved before it existed)
+            config["input_noise"] = self.input_noise
         if self.adversarial:
             config.update(
                 discriminators=[keras.saving.serialize_keras_object(d) for d in self.discriminators],
@@ -768,6 +788,7 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         config["prior"] = priors.from_config(config["prior"])
         if "discriminators" in config or "discriminator" in config:
             config.setdefault("schedule", "paper")  # saved before schedules existed: trained so
+        config.setdefault("input_noise", 0.0)  # written when nonzero; files from before it trained without
         return cls(**config)
 
 
@@ -791,10 +812,11 @@ def _is_auto(value):
     return value is None or (isinstance(value, str) and value == "auto")
 
 
-def _optimizer(name, value):
-    """The optimizer compile makes for `name` from "auto"/None, a name ("adam") or an object."""
+def _optimizer(name, value, defaults):
+    """The optimizer compile makes for `name` from "auto"/None (`defaults[name]`: Adam's rate and
+    beta_1), a name ("adam") or an object."""
     if _is_auto(value):
-        rate, beta_1 = OPTIMIZER_DEFAULTS[name]
+        rate, beta_1 = defaults[name]
         return keras.optimizers.Adam(rate, beta_1=beta_1)
     try:
         return keras.optimizers.get(value)
