@@ -113,10 +113,10 @@ class ResumeFromBackup(keras.callbacks.Callback):
     Like `keras.callbacks.BackupAndRestore`, with what an exact resume of a long run also needs:
     the state (weights with every optimizer, the next epoch, the seconds trained so far and an
     `early_stopping` callback's counters and best weights) is written as one folder and renamed
-    into place, so a kill at any moment leaves the last complete epoch's state; and numpy's
-    global generator (which shuffles the batches on JAX and PyTorch) is seeded from `seed` and
-    the epoch at the start of every epoch, so a resumed epoch sees the batches the uninterrupted
-    run saw. The state is written after every epoch, except that epochs shorter than a twentieth
+    into place, so a kill at any moment leaves the last complete epoch's state; and the
+    generators that shuffle the batches (numpy's, and torch's on PyTorch) are seeded from `seed`
+    and the epoch at the start of every epoch, so a resumed epoch sees the batches the
+    uninterrupted run saw. The state is written after every epoch, except that epochs shorter than a twentieth
     of what a backup costs are backed up together (at most 5% of the training time goes to
     backups; the last epoch is always written). The folder is kept when training ends (the caller removes it once its outputs are
     written); a run that early stopping ended resumes with no epoch left to train. List it after
@@ -179,7 +179,9 @@ class ResumeFromBackup(keras.callbacks.Callback):
                     stopper.best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
 
     def on_epoch_begin(self, epoch, logs=None):
-        np.random.seed((self.seed * 1_000_003 + epoch) % 2**32)
+        from aae_keras import backend
+
+        backend.current().seed_shuffling((self.seed * 1_000_003 + epoch) % 2**32)
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_done, self.logs = epoch + 1, {k: float(np.asarray(v)) for k, v in (logs or {}).items()}

@@ -46,6 +46,29 @@ class ClassKernel(models.SemiSupervisedAutoencoder):
         return matchers.MMDMatcher(estimate, name="mmd_y")
 
 
+class SplitBatches(models.SemiSupervisedAutoencoder):
+    """Reconstruction and matching on the batch's first 100 rows only (drawn from all images),
+    classification on the 100 labeled rows appended to it (not on the labeled images that fall
+    among the first 100)."""
+
+    def _train_phases(self, data):
+        x, labels = self._inputs(data)
+        head = {"x": x[:100], "y": labels[:100]}
+        tail = labels[100:]
+        original = self.classifies
+        self.classifies = False
+        logs = super()._train_phases((head["x"], head["y"]))
+        self.classifies = original
+        from aae_keras import backend
+
+        groups = self._optimizer_groups()
+        step = self.optimizer.iterations
+        logs.update(backend.phase(lambda: self._classification_terms(
+            self._parts(x[100:], training=True, seed=self._seed(step, 4)), tail),
+            groups["classifier_optimizer"], self.classifier_optimizer))
+        return logs
+
+
 def class_kernel(bandwidth, scale):
     return type("ClassKernel", (ClassKernel,), {"class_bandwidth": bandwidth, "class_scale": scale})
 
@@ -57,6 +80,7 @@ CONFIGS = {
     "lr1e-4_noise0.3": ({"input_noise": 0.3}, lambda reg: optimizers(reg, 1e-4)),
     "lr3e-4_noise0.3": ({"input_noise": 0.3}, lambda reg: optimizers(reg, 3e-4)),
     "lr1e-4_class1e-3": ({}, lambda reg: optimizers(reg, 1e-4, 1e-3)),
+    "split_noise0.3": ({"cls": SplitBatches}, lambda reg: {}),
     "lr1e-4_y0.5": ({"cls": class_kernel(0.5, 1.0)}, lambda reg: optimizers(reg, 1e-4)),
     "lr1e-4_y0.5x10": ({"cls": class_kernel(0.5, 10.0)}, lambda reg: optimizers(reg, 1e-4)),
     "lr1e-4_noise0.3_y0.5x10": ({"cls": class_kernel(0.5, 10.0), "input_noise": 0.3}, lambda reg: optimizers(reg, 1e-4)),

@@ -21,10 +21,11 @@ TRAIN = ["--epochs", "8", "--batch-size", "10", "--hidden", "32", "--patience", 
          "--seed", "0", "--verbose", "0", "--strategy", "none"]
 
 
-def console(argv, **kwargs):
+def console(argv, backend=None, **kwargs):
     script = os.path.join(os.path.dirname(sys.executable), "aae-keras")
+    env = {**os.environ, "AAE_KERAS_XLA": "0", **({"KERAS_BACKEND": backend} if backend else {})}
     return subprocess.Popen([script, *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "AAE_KERAS_XLA": "0"}, **kwargs)
+                            env=env, **kwargs)
 
 
 def finished(argv, **kwargs):
@@ -80,6 +81,17 @@ def test_a_killed_train_resumes_exactly_and_another_command_is_refused(straight,
         np.testing.assert_array_equal(a, b)
     resumed, reference = (json.loads((d / "metrics.json").read_text()) for d in (out, straight))
     assert_same_metrics(resumed, reference)
+
+
+def test_a_killed_train_resumes_exactly_on_pytorch(tmp_path):
+    """Keras's PyTorch adapter shuffles with torch's own generator, which the backup reseeds
+    every epoch too (`backend.torch.seed_shuffling`), so the resumed run sees the same batches."""
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    finished(["train", *TRAIN, "--out", straight], backend="torch")
+    kill_after_epoch(["train", *TRAIN, "--out", out], out / runs.BACKUP_DIR, backend="torch")
+    assert "Resuming" in finished(["train", *TRAIN, "--out", out], backend="torch")
+    for a, b in zip(weights(out / "model.keras"), weights(straight / "model.keras")):
+        np.testing.assert_array_equal(a, b)
 
 
 def assert_same_metrics(resumed, reference):

@@ -30,13 +30,14 @@ import keras
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 
 from aae_keras.backend import host_checks
+from aae_keras.backend.shuffling import seed_numpy as seed_shuffling
 from aae_keras.backend.global_batch import gather, global_size, num_replicas, replica_slice
 from aae_keras.backend.stateful import jit_default
 
 __all__ = [
     "PhaseOptimizers", "categorical", "check_batches", "checked", "checks_in_step", "device_name", "fuse_steps", "gather",
     "global_size", "group_optimizers", "jit_default", "kept_state", "normal", "num_replicas", "phases", "replica_slice",
-    "run_step", "split", "step_logs", "uniform",
+    "run_step", "seed_shuffling", "split", "step_logs", "uniform",
 ]
 
 _STEPS = []  # the variable groups of the stateless steps being traced (innermost last)

@@ -18,12 +18,13 @@ import numpy as np
 import tensorflow as tf
 
 from aae_keras.backend import host_checks
+from aae_keras.backend.shuffling import seed_numpy as seed_shuffling
 from aae_keras.backend.stateful import fuse_steps, group_optimizers, kept_state, run_step
 
 __all__ = [
     "categorical", "check_batches", "checked", "checks_in_step", "describe_distribution", "device_name", "fuse_steps",
     "gather", "global_size", "group_optimizers", "jit_default", "kept_state", "multi_worker", "normal", "num_replicas",
-    "phases", "replica_slice", "run_step", "sample_distribution", "split", "step_logs", "to_distribution",
+    "phases", "replica_slice", "run_step", "sample_distribution", "seed_shuffling", "split", "step_logs", "to_distribution",
     "uniform",
 ]
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from keras.src.backend.torch.core import get_device
 
+from aae_keras.backend.shuffling import seed_numpy
 from aae_keras.backend.global_batch import gather, global_size, num_replicas, replica_slice
 from aae_keras.backend.stateful import (
     check_batches, checks_in_step, fuse_steps, group_optimizers, jit_default, kept_state, run_step,
@@ -25,8 +26,15 @@ from aae_keras.backend.stateful import (
 __all__ = [
     "categorical", "check_batches", "checked", "checks_in_step", "device_name", "fuse_steps", "gather",
     "global_size", "group_optimizers", "jit_default", "kept_state", "normal", "num_replicas", "phases", "replica_slice", "run_step",
-    "split", "step_logs", "uniform",
+    "seed_shuffling", "split", "step_logs", "uniform",
 ]
+
+
+def seed_shuffling(value):
+    """Seed the generators `fit` shuffles with: numpy's and torch's (Keras's PyTorch array
+    adapter draws its batch order from torch's global generator)."""
+    seed_numpy(value)
+    torch.manual_seed(value)
 
 
 # ------------------------------------------------------------------------------ training steps
