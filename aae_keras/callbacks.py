@@ -152,8 +152,11 @@ class ResumeFromBackup(keras.callbacks.Callback):
         if os.path.isdir(path):
             return path
         # a kill between the two renames of files.replace_directory leaves the previous state aside
-        aside = [n for n in os.listdir(self.directory) if n.endswith(f"-old-{self.STATE}")] \
-            if os.path.isdir(self.directory) else []
+        aside = (
+            [n for n in os.listdir(self.directory) if n.endswith(f"-old-{self.STATE}")]
+            if os.path.isdir(self.directory)
+            else []
+        )
         return os.path.join(self.directory, sorted(aside)[-1]) if aside else None
 
     def on_train_begin(self, logs=None):
@@ -200,13 +203,21 @@ class ResumeFromBackup(keras.callbacks.Callback):
         staging = tempfile.mkdtemp(prefix=files.TEMP_PREFIX, dir=self.directory)
         try:
             self.model.save_weights(os.path.join(staging, "model.weights.h5"))
-            state = {"epoch": self.epochs_done, "fit_seconds": self.fit_seconds,
-                     "stopped": bool(self.model.stop_training), "logs": self.logs, "early_stopping": None}
+            state = {
+                "epoch": self.epochs_done,
+                "fit_seconds": self.fit_seconds,
+                "stopped": bool(self.model.stop_training),
+                "logs": self.logs,
+                "early_stopping": None,
+            }
             stopper = self.early_stopping
             if stopper is not None:
-                state["early_stopping"] = {"wait": int(stopper.wait), "best_epoch": int(stopper.best_epoch),
-                                           "stopped_epoch": int(stopper.stopped_epoch),
-                                           "best": None if stopper.best is None else float(stopper.best)}
+                state["early_stopping"] = {
+                    "wait": int(stopper.wait),
+                    "best_epoch": int(stopper.best_epoch),
+                    "stopped_epoch": int(stopper.stopped_epoch),
+                    "best": None if stopper.best is None else float(stopper.best),
+                }
                 if stopper.best_weights is not None:
                     np.savez(os.path.join(staging, "best_weights.npz"), *stopper.best_weights)
             with open(os.path.join(staging, "state.json"), "w") as f:
@@ -214,4 +225,3 @@ class ResumeFromBackup(keras.callbacks.Callback):
             files.replace_directory(staging, os.path.join(self.directory, self.STATE))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-

@@ -57,19 +57,20 @@ def _refuse_flags_before_the_command(parser, argv):
         if not arg.startswith("-"):
             return
         if arg not in ("-h", "--help"):
-            parser.error(f"unrecognized argument {arg!r}: aae-keras takes a COMMAND first ({', '.join(COMMANDS)}), "
-                         "then its flags; see aae-keras --help, or aae-keras COMMAND --help.")
+            parser.error(
+                f"unrecognized argument {arg!r}: aae-keras takes a COMMAND first ({', '.join(COMMANDS)}), "
+                "then its flags; see aae-keras --help, or aae-keras COMMAND --help."
+            )
 
 
 def build_parser():
     """The argparse parser with the train, evaluate and sample sub-commands."""
-    parser = argparse.ArgumentParser(
-        prog="aae-keras", description="Autoencoders whose latent space matches a prior."
-    )
+    parser = argparse.ArgumentParser(prog="aae-keras", description="Autoencoders whose latent space matches a prior.")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     train = commands.add_parser(
-        "train", help="train a model and write model.keras, metrics.json, latent.png, samples.png",
+        "train",
+        help="train a model and write model.keras, metrics.json, latent.png, samples.png",
         description="Train an autoencoder; with no arguments, the default closed-form-MMD model "
         "on digits with the ring-of-10 prior.",
     )
@@ -77,7 +78,8 @@ def build_parser():
     runs.add_train_arguments(train)
 
     evaluate = commands.add_parser(
-        "evaluate", help="print test metrics of a saved model as JSON",
+        "evaluate",
+        help="print test metrics of a saved model as JSON",
         description="Evaluate a saved .keras model on a dataset's test split and print JSON.",
     )
     evaluate.set_defaults(command=evaluate_command)
@@ -85,7 +87,8 @@ def build_parser():
     runs.add_data_arguments(evaluate, default=None)
 
     sample = commands.add_parser(
-        "sample", help="decode prior samples of a saved model into an image grid",
+        "sample",
+        help="decode prior samples of a saved model into an image grid",
         description="Decode prior samples of a saved model; writes a PNG grid, or the raw "
         "images if --out ends in .npy.",
     )
@@ -96,14 +99,19 @@ def build_parser():
     sample.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
 
     exporter = commands.add_parser(
-        "export", help="export a saved model's decoder or encoder to ONNX or a SavedModel",
+        "export",
+        help="export a saved model's decoder or encoder to ONNX or a SavedModel",
         description="Export and verify (against Keras, on batches of 1, 5 and 17) a decoder or encoder.",
     )
     exporter.set_defaults(command=export_command)
     exporter.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     exporter.add_argument("--part", choices=("decoder", "encoder"), default="decoder", help="(default: %(default)s)")
-    exporter.add_argument("--format", choices=("onnx", "saved_model"), default=None,
-                          help="(default: onnx for an --out ending in .onnx, else saved_model)")
+    exporter.add_argument(
+        "--format",
+        choices=("onnx", "saved_model"),
+        default=None,
+        help="(default: onnx for an --out ending in .onnx, else saved_model)",
+    )
     exporter.add_argument("--out", required=True, help="a .onnx file or a SavedModel directory")
     exporter.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (default: %(default)s)")
     exporter.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -112,8 +120,11 @@ def build_parser():
 
 
 def _add_zoo_parser(commands):
-    zoo = commands.add_parser("zoo", help="list, inspect, download and build pretrained presets",
-                              description="The preset zoo (zoo/manifest.json).")
+    zoo = commands.add_parser(
+        "zoo",
+        help="list, inspect, download and build pretrained presets",
+        description="The preset zoo (zoo/manifest.json).",
+    )
     actions = zoo.add_subparsers(title="zoo commands", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="names, sizes and metrics of the presets")
     listing.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
@@ -131,8 +142,11 @@ def _add_zoo_parser(commands):
     build.add_argument("name", metavar="NAME")
     build.add_argument("--data-dir", default=None, help="directory with the dataset's IDX files (mnist, fashion_mnist)")
     build.add_argument("--out", default=None, help="preset directory (default: zoo/presets/NAME)")
-    build.add_argument("--check", action="store_true",
-                       help="only compare the metrics reached with the recorded ones (exit 1 if outside tolerance)")
+    build.add_argument(
+        "--check",
+        action="store_true",
+        help="only compare the metrics reached with the recorded ones (exit 1 if outside tolerance)",
+    )
     build.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="(default: %(default)s)")
     build.set_defaults(command=zoo_build_command)
 
@@ -159,9 +173,12 @@ def evaluate_command(args):
             f"the model takes images of shape {expected} but {name!r} has images of shape "
             f"{tuple(x_test.shape[1:])}; pass the --dataset the model was trained on."
         )
-    results = {"model": args.model, "dataset": name,
-               "test": runs.evaluate(model, x_test, y_test, 100),
-               **runs.code_metrics(model, x_test, y_test)}
+    results = {
+        "model": args.model,
+        "dataset": name,
+        "test": runs.evaluate(model, x_test, y_test, 100),
+        **runs.code_metrics(model, x_test, y_test),
+    }
     print(json.dumps(results, indent=2))
 
 
@@ -187,9 +204,11 @@ def export_command(args):
     model = load_model(args.model)
     write = export.export_decoder if args.part == "decoder" else export.export_encoder
     info = write(model, args.out, format=args.format, opset=args.opset, overwrite=args.overwrite)
-    print(f"Wrote {args.part} ({info['format']}, inputs {', '.join(info['inputs'])}) to {info['path']}; "
-          f"largest difference from Keras {info['max_difference']:.2g} ({info['relative_difference']:.2g} "
-          "relative to the outputs' scale)")
+    print(
+        f"Wrote {args.part} ({info['format']}, inputs {', '.join(info['inputs'])}) to {info['path']}; "
+        f"largest difference from Keras {info['max_difference']:.2g} ({info['relative_difference']:.2g} "
+        "relative to the outputs' scale)"
+    )
 
 
 def zoo_list_command(args):
@@ -210,19 +229,35 @@ def zoo_list_command(args):
 
 def _zoo_markdown(entries):
     """The README's zoo table: every preset, built or not, with its budget, hardware and metrics."""
-    columns = ("test_reconstruction", "code_mmd2", "codes_near_mode", "classification_error", "cluster_accuracy", "nmi",
-               "frechet_distance", "sample_class_accuracy", "test_accuracy")
-    lines = ["| preset | model | data | source | size | budget | hardware | " + " | ".join(columns) + " |",
-             "|---" * (7 + len(columns)) + "|"]
+    columns = (
+        "test_reconstruction",
+        "code_mmd2",
+        "codes_near_mode",
+        "classification_error",
+        "cluster_accuracy",
+        "nmi",
+        "frechet_distance",
+        "sample_class_accuracy",
+        "test_accuracy",
+    )
+    lines = [
+        "| preset | model | data | source | size | budget | hardware | " + " | ".join(columns) + " |",
+        "|---" * (7 + len(columns)) + "|",
+    ]
     for name, entry in sorted(entries.items(), key=lambda item: ("metrics" not in item[1], item[0])):  # built first
         metrics = entry.get("metrics", {})
         budget = entry.get("budget")
         hardware = entry.get("trained_on")
-        cells = [f"`{name}`", entry.get("model_class", ""), entry.get("dataset", ""), _zoo_source(entry),
-                 f"{entry['size'] / 1e6:.1f} MB" if "size" in entry else "",
-                 f"{budget['epochs']} epochs, {budget['fit_seconds']:.0f} s" if budget else "",
-                 f"{hardware['backend']}, {hardware['device']}" if hardware else "",
-                 *(f"{metrics[c]:.4g}" if c in metrics else "" for c in columns)]
+        cells = [
+            f"`{name}`",
+            entry.get("model_class", ""),
+            entry.get("dataset", ""),
+            _zoo_source(entry),
+            f"{entry['size'] / 1e6:.1f} MB" if "size" in entry else "",
+            f"{budget['epochs']} epochs, {budget['fit_seconds']:.0f} s" if budget else "",
+            f"{hardware['backend']}, {hardware['device']}" if hardware else "",
+            *(f"{metrics[c]:.4g}" if c in metrics else "" for c in columns),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -240,7 +275,9 @@ def zoo_info_command(args):
     if not args.json:
         print(model_cards.zoo_card(args.name))
         return
-    print(json.dumps({"name": args.name, **presets.info(args.name), "recipe": recipes.load_recipe(args.name)}, indent=2))
+    print(
+        json.dumps({"name": args.name, **presets.info(args.name), "recipe": recipes.load_recipe(args.name)}, indent=2)
+    )
 
 
 def zoo_download_command(args):
@@ -257,8 +294,10 @@ def zoo_build_command(args):
     result = recipes.build(args.name, data_dir=args.data_dir, out=args.out, check=args.check, verbose=args.verbose)
     if not args.check:
         print(json.dumps(result["metrics"], indent=2))
-        print(f"Wrote preset {args.name} to {result['directory']} and its archive {result['archive']['file']} "
-              f"({result['archive']['size'] / 1e6:.1f} MB); updated zoo/manifest.json")
+        print(
+            f"Wrote preset {args.name} to {result['directory']} and its archive {result['archive']['file']} "
+            f"({result['archive']['size'] / 1e6:.1f} MB); updated zoo/manifest.json"
+        )
         return
     print(json.dumps(result["comparison"], indent=2))
     if not all(row["within"] for row in result["comparison"].values()):

@@ -46,16 +46,13 @@ PROBLEMS = {
     "non_finite": "{what} contains non-finite values (NaN or inf); clean or drop them "
     "(aae_keras.data.check_finite finds them).",
     "outside_unit_range": "{what} holds values outside [0, 1], which the binary cross-entropy "
-    'reconstruction cannot fit; scale the images to [0, 1] (e.g. x / 255 for uint8 images, as '
+    "reconstruction cannot fit; scale the images to [0, 1] (e.g. x / 255 for uint8 images, as "
     'aae_keras.data.from_arrays does) or build the model with reconstruction="mse".',
 }
 
 _SOURCES = {
     "mnist": "https://yann.lecun.com/exdb/mnist or keras.datasets.mnist.load_data()",
-    "fashion_mnist": (
-        "https://github.com/zalandoresearch/fashion-mnist or Debian's "
-        "`dataset-fashion-mnist` package"
-    ),
+    "fashion_mnist": ("https://github.com/zalandoresearch/fashion-mnist or Debian's `dataset-fashion-mnist` package"),
 }
 _IDX_FILES = {  # (split, part) -> file name without ".gz"
     ("train", "x"): "train-images-idx3-ubyte",
@@ -108,8 +105,12 @@ def provenance(dataset):
     >>> sorted(provenance(load("digits")))
     ['name', 'sha256', 'test_size', 'train_size']
     """
-    return {"name": dataset.name, "sha256": checksum(dataset), "train_size": len(dataset.x_train),
-            "test_size": len(dataset.x_test)}
+    return {
+        "name": dataset.name,
+        "sha256": checksum(dataset),
+        "train_size": len(dataset.x_train),
+        "test_size": len(dataset.x_test),
+    }
 
 
 def check_finite(x, what="training data"):
@@ -177,8 +178,7 @@ def from_arrays(x, y=None, name="arrays"):
     return x, _labels(y, len(x), name)
 
 
-def make_pipeline(x, y=None, batch_size=100, shuffle=True, seed=0, drop_remainder=True,
-                  repeat=False):
+def make_pipeline(x, y=None, batch_size=100, shuffle=True, seed=0, drop_remainder=True, repeat=False):
     """A `tf.data.Dataset` of float32 batches of `x` (or `(x, y)` tuples if `y` is given); on
     the JAX and PyTorch backends a `keras.utils.PyDataset` of the same batches.
 
@@ -205,11 +205,15 @@ def make_pipeline(x, y=None, batch_size=100, shuffle=True, seed=0, drop_remainde
         )
     if keras.backend.backend() != "tensorflow":
         if repeat:
-            raise ValueError("repeat=True needs tf.data (the TensorFlow backend); without it, pass "
-                             "steps_per_epoch to fit and let the batches run epoch by epoch.")
-        return _index_batches_class()((x,) if y is None else (x, y), _shuffled_rows(n, batch_size, shuffle, seed,
-                                                                                   drop_remainder))
+            raise ValueError(
+                "repeat=True needs tf.data (the TensorFlow backend); without it, pass "
+                "steps_per_epoch to fit and let the batches run epoch by epoch."
+            )
+        return _index_batches_class()(
+            (x,) if y is None else (x, y), _shuffled_rows(n, batch_size, shuffle, seed, drop_remainder)
+        )
     import tensorflow as tf
+
     ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))
     if shuffle:
         ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
@@ -293,7 +297,10 @@ def labeled_batches(x, y, batch_size=100, labeled_batch_size=None, seed=0, epoch
         order = tf.random.experimental.stateless_shuffle(tf.range(len(x)), seed=tf.stack([seed, e]))
         picks = tf.random.experimental.stateless_shuffle(tf.tile(labeled, [repeats]), seed=tf.stack([seed + 1, e]))
         return tf.data.Dataset.from_tensor_slices(
-            (tf.reshape(order[: steps * batch_size], [steps, batch_size]), tf.reshape(picks[: steps * size], [steps, size]))
+            (
+                tf.reshape(order[: steps * batch_size], [steps, batch_size]),
+                tf.reshape(picks[: steps * size], [steps, size]),
+            )
         )
 
     def gather(rows, extra):
@@ -417,11 +424,8 @@ def _labels(y, n, what):
         return None
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != n:
-        raise ValueError(
-            f"{what}: y must be 1-D with one label per sample ({n}), got shape {y.shape}"
-        )
-    integral = np.issubdtype(y.dtype, np.integer) or (
-        np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))
+        raise ValueError(f"{what}: y must be 1-D with one label per sample ({n}), got shape {y.shape}")
+    integral = np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))
     if not integral:
         raise ValueError(f"{what}: y must hold integer class labels, got dtype {y.dtype}")
     return y.astype(np.int64)
@@ -456,9 +460,12 @@ def load(name, data_dir=None, split=None):
     (x_train, y_train), (x_test, y_test) = arrays
     scale = np.float32(16 if name == "digits" else 255)
     data = Dataset(
-        x_train=x_train.astype(np.float32) / scale, y_train=y_train.astype(np.int64),
-        x_test=x_test.astype(np.float32) / scale, y_test=y_test.astype(np.int64),
-        name=name, num_classes=10,
+        x_train=x_train.astype(np.float32) / scale,
+        y_train=y_train.astype(np.int64),
+        x_test=x_test.astype(np.float32) / scale,
+        y_test=y_test.astype(np.int64),
+        name=name,
+        num_classes=10,
     )
     if split is None:
         return data
@@ -488,9 +495,11 @@ def _data_dir_from_environment(name):
     candidates = [os.path.join(root, folder) for folder in dict.fromkeys((name, name.replace("_", "-")))]
     found = next((c for c in candidates if os.path.isdir(c)), None)
     if found is None:
-        raise FileNotFoundError(f"{DATA_DIR_VARIABLE}={root!r} holds no {' or '.join(map(repr, candidates))} folder for "
-                                f"{name!r}; put the four IDX files there, pass data_dir= (--data-dir), or unset "
-                                f"{DATA_DIR_VARIABLE} to download through keras.datasets.")
+        raise FileNotFoundError(
+            f"{DATA_DIR_VARIABLE}={root!r} holds no {' or '.join(map(repr, candidates))} folder for "
+            f"{name!r}; put the four IDX files there, pass data_dir= (--data-dir), or unset "
+            f"{DATA_DIR_VARIABLE} to download through keras.datasets."
+        )
     return found
 
 
@@ -515,12 +524,12 @@ def _load_idx_dir(name, data_dir):
         )
     paths = {}
     for key, base in _IDX_FILES.items():
-        path = next((p for p in (os.path.join(data_dir, base + ".gz"), os.path.join(data_dir, base))
-                     if os.path.isfile(p)), None)
+        path = next(
+            (p for p in (os.path.join(data_dir, base + ".gz"), os.path.join(data_dir, base)) if os.path.isfile(p)), None
+        )
         if path is None:
             raise FileNotFoundError(
-                f"{base}.gz (or {base}) is missing from {data_dir!r}; get the {name!r} IDX "
-                f"files from {_SOURCES[name]}"
+                f"{base}.gz (or {base}) is missing from {data_dir!r}; get the {name!r} IDX files from {_SOURCES[name]}"
             )
         paths[key] = path
     arrays = {key: _read_idx(path, 2051 if key[1] == "x" else 2049) for key, path in paths.items()}
@@ -539,16 +548,21 @@ def _read_idx(path, magic):
         with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError, zlib.error) as err:
-        raise ValueError(f"cannot read IDX file {path!r} ({err}); the file is corrupt or "
-                         "truncated, download it again") from err
+        raise ValueError(
+            f"cannot read IDX file {path!r} ({err}); the file is corrupt or truncated, download it again"
+        ) from err
     ndim = _IDX_MAGIC[magic]
     header = 4 * (1 + ndim)
     if len(raw) < header or int.from_bytes(raw[:4], "big") != magic:
         found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
-        raise ValueError(f"IDX file {path!r} has magic number {found}, expected {magic}; the "
-                         "file is corrupt or not the expected images/labels file")
+        raise ValueError(
+            f"IDX file {path!r} has magic number {found}, expected {magic}; the "
+            "file is corrupt or not the expected images/labels file"
+        )
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     if len(raw) - header != int(np.prod(shape)):
-        raise ValueError(f"IDX file {path!r} holds {len(raw) - header} data bytes but its header "
-                         f"promises shape {shape}; the file is truncated or corrupt")
+        raise ValueError(
+            f"IDX file {path!r} holds {len(raw) - header} data bytes but its header "
+            f"promises shape {shape}; the file is truncated or corrupt"
+        )
     return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)

@@ -93,7 +93,12 @@ def _other_backend(name, devices, backend_name):
             return keras.distribution.DataParallel(devices=devices)
     if name in ("auto", "none"):
         return OneDevice()
-    what = ('"mirrored" (keras.distribution.DataParallel over the local devices), "auto" or "none"'
-            if backend_name == "jax" else '"auto" or "none" (one device)')
-    raise ValueError(f"Strategy {name!r} is a tf.distribute strategy; on the Keras {backend_name} backend use {what}, "
-                     "or set KERAS_BACKEND=tensorflow.")
+    what = (
+        '"mirrored" (keras.distribution.DataParallel over the local devices), "auto" or "none"'
+        if backend_name == "jax"
+        else '"auto" or "none" (one device)'
+    )
+    raise ValueError(
+        f"Strategy {name!r} is a tf.distribute strategy; on the Keras {backend_name} backend use {what}, "
+        "or set KERAS_BACKEND=tensorflow."
+    )

@@ -98,8 +98,13 @@ def _export(model, part, path, format, opset, overwrite):
     scratch = tempfile.mkdtemp(prefix=".aae-export-", dir=target_dir)
     try:
         tmp = os.path.join(scratch, "artifact.onnx" if format == "onnx" else "artifact")
-        network.export(tmp, format=format, input_signature=[_one_argument(specs)], verbose=False,
-                       **({"opset_version": int(opset)} if format == "onnx" else {}))
+        network.export(
+            tmp,
+            format=format,
+            input_signature=[_one_argument(specs)],
+            verbose=False,
+            **({"opset_version": int(opset)} if format == "onnx" else {}),
+        )
         if format == "onnx":
             _finish_onnx(tmp, metadata)
         else:
@@ -120,9 +125,16 @@ def _export(model, part, path, format, opset, overwrite):
         files.replace_directory(tmp, path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"path": path, "format": format, "inputs": [s.name for s in specs], "outputs": outputs,
-            "metadata": metadata, "max_difference": difference, "relative_difference": relative,
-            "mixed_precision_difference": mixed[0] if mixed else None}
+    return {
+        "path": path,
+        "format": format,
+        "inputs": [s.name for s in specs],
+        "outputs": outputs,
+        "metadata": metadata,
+        "max_difference": difference,
+        "relative_difference": relative,
+        "mixed_precision_difference": mixed[0] if mixed else None,
+    }
 
 
 def _format(path, format):
@@ -133,8 +145,9 @@ def _format(path, format):
     if format not in FORMATS:
         raise ValueError(f"Unknown export format {format!r}; choose one of {', '.join(FORMATS)}.")
     if (format == "onnx") != path.lower().endswith(".onnx"):
-        raise ValueError(f"Format {format!r} does not fit the path {path!r}: ONNX files end in .onnx, "
-                         "a SavedModel is a directory.")
+        raise ValueError(
+            f"Format {format!r} does not fit the path {path!r}: ONNX files end in .onnx, a SavedModel is a directory."
+        )
     return format
 
 
@@ -206,7 +219,9 @@ def _float32_policy():
 
 def _metadata(model, part, network, specs, outputs, policy):
     info = priors.describe(model.prior)
-    prior = priors.to_config(model.prior) if info["kind"] != "sample_only" else {"kind": "sample_only", "dim": info["dim"]}
+    prior = (
+        priors.to_config(model.prior) if info["kind"] != "sample_only" else {"kind": "sample_only", "dim": info["dim"]}
+    )
     metadata = {
         "library": "aae_keras",
         "library_version": aae_keras.__version__,

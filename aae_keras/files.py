@@ -58,7 +58,9 @@ def replace_directory(staging, target):
     if not os.path.exists(target):
         os.replace(staging, target)
         return
-    aside = os.path.join(os.path.dirname(target), f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}-old-{os.path.basename(target)}")
+    aside = os.path.join(
+        os.path.dirname(target), f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}-old-{os.path.basename(target)}"
+    )
     os.replace(target, aside)
     try:
         os.replace(staging, target)

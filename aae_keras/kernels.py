@@ -53,9 +53,7 @@ def auto_bandwidths(info):
     else:
         weights, means, cov = _mixture(info)
         centre = weights @ means
-        spread = math.sqrt(
-            float(weights @ (np.trace(cov, axis1=1, axis2=2) + np.sum((means - centre) ** 2, 1)))
-        )
+        spread = math.sqrt(float(weights @ (np.trace(cov, axis1=1, axis2=2) + np.sum((means - centre) ** 2, 1))))
         smallest = math.sqrt(max(float(np.linalg.eigvalsh(cov).min()), 0.0))
         if smallest > 0:
             first = math.sqrt(dim / 8.0) * smallest
@@ -100,8 +98,7 @@ def check_ladder(bandwidths, weights):
     weights = [float(w) for w in np.atleast_1d(np.asarray(weights, np.float64))]
     if len(weights) != len(bandwidths) or not all(np.isfinite(w) and w >= 0 for w in weights):
         raise ValueError(
-            f"Kernel weights must be {len(bandwidths)} non-negative numbers (one per bandwidth), "
-            f"got {weights}."
+            f"Kernel weights must be {len(bandwidths)} non-negative numbers (one per bandwidth), got {weights}."
         )
     return bandwidths, weights
 
@@ -215,7 +212,9 @@ class PriorKernelMean:
         self.self_mean = float(np.sum(w * np.prod(per_dim, axis=1)))
 
     def _uniform_mean(self, z):
-        low, high, length = (ops.convert_to_tensor(v.astype(np.float32)) for v in (self.low, self.high, self.high - self.low))
+        low, high, length = (
+            ops.convert_to_tensor(v.astype(np.float32)) for v in (self.low, self.high, self.high - self.low)
+        )
         total = 0.0
         for s, w in zip(self.bandwidths, self.weights):
             c = float(s) * math.sqrt(2.0)

@@ -80,13 +80,16 @@ class Adversary(keras.layers.Layer):
         if discriminator.built and discriminator.input_shape[-1] != width:
             raise ValueError(
                 f"The discriminator takes {discriminator.input_shape[-1]} inputs but the prior has event size "
-                f"{self.prior.dim}" + (f" and {self.num_classes + 1} label slots" if self.num_classes else "")
+                f"{self.prior.dim}"
+                + (f" and {self.num_classes + 1} label slots" if self.num_classes else "")
                 + f": it must take {width}."
             )
 
     def call(self, codes, labels=None, noise_seed=None, training=False):
         if self.instance_noise > 0 and noise_seed is not None:
-            codes = codes + self.instance_noise * backend.replica_normal(ops.shape(codes)[0], self.prior.dim, noise_seed)
+            codes = codes + self.instance_noise * backend.replica_normal(
+                ops.shape(codes)[0], self.prior.dim, noise_seed
+            )
         if self.num_classes:
             slot = ops.where(labels < 0, self.num_classes, labels)
             codes = ops.concatenate([codes, ops.one_hot(slot, self.num_classes + 1)], axis=-1)

@@ -70,21 +70,27 @@ def _labels(name, values):
     """`values` as a non-empty 1-D array of integer-like labels (ints, bools or whole floats)."""
     values = np.asarray(values)
     if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array of labels, got shape {values.shape}; "
-                         "flatten it or pass one label per example.")
+        raise ValueError(
+            f"{name} must be a non-empty 1-D array of labels, got shape {values.shape}; "
+            "flatten it or pass one label per example."
+        )
     integer = values.dtype.kind in "iub" or (
-        values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)))
+        values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values))
+    )
     if not integer:
-        raise ValueError(f"{name} must hold integer labels, got dtype {values.dtype} with non-integer "
-                         "values; map class names or cluster ids to integers first.")
+        raise ValueError(
+            f"{name} must hold integer labels, got dtype {values.dtype} with non-integer "
+            "values; map class names or cluster ids to integers first."
+        )
     return values
 
 
 def _label_pair(labels, other, other_name):
     labels, other = _labels("labels", labels), _labels(other_name, other)
     if len(labels) != len(other):
-        raise ValueError(f"labels and {other_name} must have one entry per example, got lengths "
-                         f"{len(labels)} and {len(other)}.")
+        raise ValueError(
+            f"labels and {other_name} must have one entry per example, got lengths {len(labels)} and {len(other)}."
+        )
     return labels, other
 
 
@@ -163,8 +169,10 @@ def _points(name, values):
     """`values` as a finite float64 [n, features] array, n >= 1 (images are flattened)."""
     values = np.asarray(values, np.float64)
     if values.ndim < 2 or len(values) == 0 or values[0].size == 0:
-        raise ValueError(f"{name} must be a non-empty batch [n, features...] (images are flattened), got "
-                         f"shape {values.shape}; for 1-D data pass x[:, None].")
+        raise ValueError(
+            f"{name} must be a non-empty batch [n, features...] (images are flattened), got "
+            f"shape {values.shape}; for 1-D data pass x[:, None]."
+        )
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{name} contains NaN or infinite values; drop or fix those examples first.")
     return values.reshape(len(values), -1)
@@ -173,8 +181,10 @@ def _points(name, values):
 def _sigmas(sigmas):
     sigmas = np.atleast_1d(np.asarray(sigmas, np.float64))
     if sigmas.ndim != 1 or sigmas.size == 0 or not np.all(np.isfinite(sigmas) & (sigmas > 0)):
-        raise ValueError(f"Parzen bandwidths must be finite and > 0 (a scalar or non-empty 1-D grid), got "
-                         f"{sigmas}; try e.g. numpy.logspace(-1, 0, 10).")
+        raise ValueError(
+            f"Parzen bandwidths must be finite and > 0 (a scalar or non-empty 1-D grid), got "
+            f"{sigmas}; try e.g. numpy.logspace(-1, 0, 10)."
+        )
     return sigmas
 
 
@@ -186,8 +196,10 @@ def _parzen(x, samples, sigmas, batch_size, name="x"):
     """
     x, samples, sigmas = _points(name, x), _points("samples", samples), _sigmas(sigmas)
     if x.shape[1] != samples.shape[1]:
-        raise ValueError(f"{name} and samples must have the same number of features, got {x.shape[1]} and "
-                         f"{samples.shape[1]}; flatten both to the same image shape.")
+        raise ValueError(
+            f"{name} and samples must have the same number of features, got {x.shape[1]} and "
+            f"{samples.shape[1]}; flatten both to the same image shape."
+        )
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     batch_size = int(batch_size)
@@ -219,8 +231,10 @@ def parzen_log_likelihood(x, samples, sigma, batch_size=1000):
     -1.8378770664093453
     """
     if np.ndim(sigma) != 0:
-        raise ValueError(f"sigma must be a single bandwidth, got shape {np.shape(sigma)}; use "
-                         "parzen_bandwidth to choose one from a grid.")
+        raise ValueError(
+            f"sigma must be a single bandwidth, got shape {np.shape(sigma)}; use "
+            "parzen_bandwidth to choose one from a grid."
+        )
     return _parzen(x, samples, [sigma], batch_size)[0]
 
 
@@ -258,5 +272,4 @@ def parzen_evaluate(test, validation, samples, sigmas=None, batch_size=1000):
     """
     sigma, scores = parzen_bandwidth(validation, samples, sigmas, batch_size)
     ll = _parzen(test, samples, [sigma], batch_size, "test")[0]
-    return {"sigma": sigma, "mean": float(ll.mean()), "sem": float(ll.std() / np.sqrt(len(ll))),
-            "validation": scores}
+    return {"sigma": sigma, "mean": float(ll.mean()), "sem": float(ll.std() / np.sqrt(len(ll))), "validation": scores}

@@ -42,26 +42,25 @@ SAMPLE_ROWS = 10  # rows of samples.png for a model that does not sample by clas
 # metric -> what it measures, one line (the card's metrics table)
 METRICS = {
     "test_reconstruction": "binary cross-entropy summed over an image's pixels, averaged over the test images "
-                           "(lower is better)",
+    "(lower is better)",
     "code_mmd2": "closed-form MMD² of 2000 test codes (the style, for the paper's variants) to the prior "
-                 "(a sample-based estimate where the prior has no closed form; lower is better)",
+    "(a sample-based estimate where the prior has no closed form; lower is better)",
     "codes_near_mode": "share of test codes within 1.5 of their nearest mixture mean (higher is better)",
     "classification_error": "share of test images the model's classifier labels wrongly (lower is better)",
     "cluster_accuracy": "share of test images whose cluster maps to their class: one-to-one, or each cluster to "
-                        "its majority class when there are more clusters than classes (higher is better)",
+    "its majority class when there are more clusters than classes (higher is better)",
     "nmi": "normalized mutual information between the test images' clusters and classes (higher is better)",
     "codes_on_class_component": "share of test codes nearest to the mean of their class's prior component "
-                                "(higher is better)",
+    "(higher is better)",
     "frechet_distance": "Fréchet distance between the features (from the zoo's Fashion-MNIST classifier preset) "
-                        "of 10 000 decoded prior samples and of the 10 000 test images (lower is better)",
+    "of 10 000 decoded prior samples and of the 10 000 test images (lower is better)",
     "sample_class_accuracy": "accuracy of the zoo's Fashion-MNIST classifier on samples drawn for a given class "
-                             "(higher is better)",
+    "(higher is better)",
     "test_accuracy": "the classifier's accuracy on the test images (higher is better)",
 }
 DATA_LICENSES = {
     "fashion_mnist": "Fashion-MNIST (Zalando Research): MIT",
-    "digits": "scikit-learn digits (from the UCI optical recognition of handwritten digits data): "
-              "BSD-3-Clause / UCI",
+    "digits": "scikit-learn digits (from the UCI optical recognition of handwritten digits data): BSD-3-Clause / UCI",
     "mnist": "MNIST (LeCun, Cortes and Burges): CC BY-SA 3.0",
 }
 PRIORS = {
@@ -73,10 +72,18 @@ PRIORS = {
 }
 LOAD_MODULES = {"FashionClassifier": "sample_quality"}  # model classes that aae_keras.models does not hold
 # recipe flags shown under "What it is", with their labels
-MODEL_FLAGS = (("--model", "model"), ("--regularizer", "regularizer"), ("--prior", "prior"),
-               ("--latent-dim", "latent dimension"), ("--labels", "labels used"), ("--clusters", "clusters"),
-               ("--network", "network"), ("--hidden", "hidden layers"), ("--weight", "regularizer weight"),
-               ("--schedule", "schedule"))
+MODEL_FLAGS = (
+    ("--model", "model"),
+    ("--regularizer", "regularizer"),
+    ("--prior", "prior"),
+    ("--latent-dim", "latent dimension"),
+    ("--labels", "labels used"),
+    ("--clusters", "clusters"),
+    ("--network", "network"),
+    ("--hidden", "hidden layers"),
+    ("--weight", "regularizer weight"),
+    ("--schedule", "schedule"),
+)
 
 
 def render(metadata, samples=None):
@@ -90,20 +97,34 @@ def render(metadata, samples=None):
     results = metadata.get("results") or {}
     model_class = metadata.get("model_class")
     sections = [
-        f"# {name}", metadata.get("description") or recipe.get("description") or "",
-        "## What it is", _what_it_is(model_class, flags),
-        "## Recipe", _recipe(recipe, train, handle),
-        "## Data", _data(metadata.get("dataset"), flags),
-        "## Budget", _bullets([("epochs", results.get("epochs", flags.get("--epochs"))),
-                               ("fit time", _seconds(results.get("fit_seconds"))),
-                               ("seed", metadata.get("seed", flags.get("--seed")))]),
-        "## Hardware", _hardware(metadata.get("trained_on")),
-        "## Versions", _bullets([*sorted((metadata.get("versions") or {}).items()),
-                                 ("created", metadata.get("created"))]),
-        "## Metrics", _metrics(metadata.get("metrics") or {}),
-        "## How to load", _how_to_load(handle, model_class),
-        "## How to rebuild", _how_to_rebuild(metadata.get("name")),
-        "## License", _license(_dataset_name(metadata.get("dataset"), flags)),
+        f"# {name}",
+        metadata.get("description") or recipe.get("description") or "",
+        "## What it is",
+        _what_it_is(model_class, flags),
+        "## Recipe",
+        _recipe(recipe, train, handle),
+        "## Data",
+        _data(metadata.get("dataset"), flags),
+        "## Budget",
+        _bullets(
+            [
+                ("epochs", results.get("epochs", flags.get("--epochs"))),
+                ("fit time", _seconds(results.get("fit_seconds"))),
+                ("seed", metadata.get("seed", flags.get("--seed"))),
+            ]
+        ),
+        "## Hardware",
+        _hardware(metadata.get("trained_on")),
+        "## Versions",
+        _bullets([*sorted((metadata.get("versions") or {}).items()), ("created", metadata.get("created"))]),
+        "## Metrics",
+        _metrics(metadata.get("metrics") or {}),
+        "## How to load",
+        _how_to_load(handle, model_class),
+        "## How to rebuild",
+        _how_to_rebuild(metadata.get("name")),
+        "## License",
+        _license(_dataset_name(metadata.get("dataset"), flags)),
     ]
     if samples:
         sections += ["## Samples", f"![decoded prior samples]({samples})"]
@@ -146,8 +167,10 @@ def zoo_card(name):
     if (directory / presets.METADATA_FILE).is_file():
         where = f"Files: shipped in {directory}"
     elif entry.get("archive"):
-        where = (f"Files: download only, the archive {entry['archive']['file']} from the zoo's download server: "
-                 f"`aae-keras zoo download {name}`")
+        where = (
+            f"Files: download only, the archive {entry['archive']['file']} from the zoo's download server: "
+            f"`aae-keras zoo download {name}`"
+        )
     else:
         where = f"Files: recipe only, not built yet: `aae-keras zoo build {name}`"
     lines = [card.rstrip("\n"), "", where]
@@ -169,9 +192,16 @@ def _zoo_metadata(name, entry, directory):
         recipe = recipes.load_recipe(name)
     except presets.PresetError:
         recipe = {}
-    return {"name": name, "model_class": entry.get("model_class"), "description": entry.get("description"),
-            "recipe": recipe, "dataset": {"name": entry.get("dataset")}, "metrics": entry.get("metrics") or {},
-            "trained_on": entry.get("trained_on"), "results": entry.get("budget") or {}}
+    return {
+        "name": name,
+        "model_class": entry.get("model_class"),
+        "description": entry.get("description"),
+        "recipe": recipe,
+        "dataset": {"name": entry.get("dataset")},
+        "metrics": entry.get("metrics") or {},
+        "trained_on": entry.get("trained_on"),
+        "results": entry.get("budget") or {},
+    }
 
 
 def _write_samples(model, path, n, seed):
@@ -180,8 +210,9 @@ def _write_samples(model, path, n, seed):
     if getattr(model, "samples_by_class", False):
         classes = int(model.num_classes)
         per_class = max(1, int(n) // classes)
-        images = np.concatenate([np.asarray(model.sample(per_class, y=c, seed=runs.sample_seed((seed, c))))
-                                 for c in range(classes)])
+        images = np.concatenate(
+            [np.asarray(model.sample(per_class, y=c, seed=runs.sample_seed((seed, c)))) for c in range(classes)]
+        )
         plots.sample_grid(images, path, rows=classes)
     else:
         plots.sample_grid(np.asarray(model.sample(int(n), seed=runs.sample_seed(seed))), path, rows=SAMPLE_ROWS)
@@ -203,8 +234,10 @@ def _recipe(recipe, train, handle):
         return "\n".join(["```sh", shlex.join(["aae-keras", "train", *train]), "```"])
     if recipe.get("kind") == "classifier":
         options = ", ".join(f"{k} {v}" for k, v in (recipe.get("classifier") or {}).items())
-        return (f"A classifier recipe ({options or 'default options'}), trained by "
-                f"`aae-keras zoo build {shlex.quote(handle)}`.")
+        return (
+            f"A classifier recipe ({options or 'default options'}), trained by "
+            f"`aae-keras zoo build {shlex.quote(handle)}`."
+        )
     return NOT_RECORDED
 
 
@@ -240,9 +273,14 @@ def _what_it_is(model_class, flags):
 
 def _data(dataset, flags):
     dataset = dataset if isinstance(dataset, dict) else {}
-    return _bullets([("dataset", _dataset_name(dataset, flags)), ("training images", dataset.get("train_size")),
-                     ("test images", dataset.get("test_size")),
-                     ("sha256", f"`{dataset['sha256']}`" if dataset.get("sha256") else None)])
+    return _bullets(
+        [
+            ("dataset", _dataset_name(dataset, flags)),
+            ("training images", dataset.get("train_size")),
+            ("test images", dataset.get("test_size")),
+            ("sha256", f"`{dataset['sha256']}`" if dataset.get("sha256") else None),
+        ]
+    )
 
 
 def _hardware(trained_on):
@@ -263,8 +301,13 @@ def _metrics(metrics):
 def _how_to_load(name, model_class):
     module = LOAD_MODULES.get(model_class, "models")
     load = f"{module}.{model_class}.from_preset" if model_class else "presets.load"
-    lines = ["```python", f"from aae_keras import {module if model_class else 'presets'}", "",
-             f"model = {load}({json.dumps(name)})", "```"]
+    lines = [
+        "```python",
+        f"from aae_keras import {module if model_class else 'presets'}",
+        "",
+        f"model = {load}({json.dumps(name)})",
+        "```",
+    ]
     if module == "models":  # the autoencoders decode prior samples; the classifier has no decoder
         lines += ["", "```sh", f"aae-keras sample {shlex.quote(name)} --out samples.png", "```"]
     return "\n".join(lines)
@@ -274,15 +317,22 @@ def _how_to_rebuild(name):
     if not name:
         return f"Not a zoo preset (its name is {NOT_RECORDED}): `aae-keras zoo build NAME` rebuilds zoo presets only."
     quoted = shlex.quote(name)
-    return "\n".join([
-        "```sh", f"aae-keras zoo build {quoted} [--data-dir DIR]",
-        f"aae-keras zoo build {quoted} --check [--data-dir DIR]", "```", "",
-        "`--data-dir DIR`: the directory with the dataset's IDX files (mnist, fashion_mnist). `--check` trains "
-        "in a temporary directory and compares the metrics reached with the recorded ones, writing nothing.",
-    ])
+    return "\n".join(
+        [
+            "```sh",
+            f"aae-keras zoo build {quoted} [--data-dir DIR]",
+            f"aae-keras zoo build {quoted} --check [--data-dir DIR]",
+            "```",
+            "",
+            "`--data-dir DIR`: the directory with the dataset's IDX files (mnist, fashion_mnist). `--check` trains "
+            "in a temporary directory and compares the metrics reached with the recorded ones, writing nothing.",
+        ]
+    )
 
 
 def _license(name):
     data = DATA_LICENSES.get(name, f"{name}: see the dataset's own license" if name else f"dataset {NOT_RECORDED}")
-    return ("The weights and the code are under the project's Apache-2.0 license. The training data keeps its own "
-            f"license: {data}.")
+    return (
+        "The weights and the code are under the project's Apache-2.0 license. The training data keeps its own "
+        f"license: {data}."
+    )

@@ -67,8 +67,12 @@ def latent_scatter(codes, labels, prior, path, title=None):
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.imshow(
-        density, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="Greys",
-        aspect="auto", interpolation="bilinear",
+        density,
+        origin="lower",
+        extent=(lo[0], hi[0], lo[1], hi[1]),
+        cmap="Greys",
+        aspect="auto",
+        interpolation="bilinear",
     )
     _scatter(fig, ax, xy, labels)
     ax.set_xlim(lo[0], hi[0])
@@ -106,9 +110,7 @@ def sample_grid(images, path, rows=None):
         raise ValueError(f"rows must be a positive integer, got {rows}.")
     cols = math.ceil(n / rows)
     pad = 1
-    mosaic = np.full(
-        (rows * (height + pad) + pad, cols * (width + pad) + pad) + images.shape[3:], 0.5
-    )
+    mosaic = np.full((rows * (height + pad) + pad, cols * (width + pad) + pad) + images.shape[3:], 0.5)
     for i, image in enumerate(np.clip(images, 0.0, 1.0)):
         r, c = divmod(i, cols)
         top, left = pad + r * (height + pad), pad + c * (width + pad)
@@ -185,5 +187,7 @@ def _save(fig, path, **kwargs):
         with files.atomic_path(path) as tmp:
             fig.savefig(tmp, **kwargs)
     except OSError as error:
-        raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}; check that its "
-                      "directory exists and is writable") from None
+        raise OSError(
+            error.errno,
+            f"cannot write {path}: {error.strerror or error}; check that its directory exists and is writable",
+        ) from None

@@ -58,8 +58,24 @@ import numpy as np
 import aae_keras
 from aae_keras import files, model_cards
 
-__all__ = ["load", "save", "resolve", "download", "pack", "list", "info", "manifest", "home", "download_timeout", "versions",
-           "check_outputs", "verify_check", "CONFIG_FILE", "WEIGHTS_FILE", "METADATA_FILE"]
+__all__ = [
+    "load",
+    "save",
+    "resolve",
+    "download",
+    "pack",
+    "list",
+    "info",
+    "manifest",
+    "home",
+    "download_timeout",
+    "versions",
+    "check_outputs",
+    "verify_check",
+    "CONFIG_FILE",
+    "WEIGHTS_FILE",
+    "METADATA_FILE",
+]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -67,8 +83,10 @@ METADATA_FILE = "metadata.json"
 HASHED_FILES = (CONFIG_FILE, WEIGHTS_FILE)  # metadata.json records their sha256
 PACKAGE_DIR = Path(__file__).resolve().parent
 # an installed copy ships the zoo as package data; a source tree keeps it at the top level
-ZOO_DIR = next((d for d in (PACKAGE_DIR / "zoo", PACKAGE_DIR.parent / "zoo") if (d / "manifest.json").is_file()),
-               PACKAGE_DIR / "zoo")
+ZOO_DIR = next(
+    (d for d in (PACKAGE_DIR / "zoo", PACKAGE_DIR.parent / "zoo") if (d / "manifest.json").is_file()),
+    PACKAGE_DIR / "zoo",
+)
 DEFAULT_TIMEOUT = 60.0  # seconds a download waits for the server to connect or to send more data
 CHECK_TOLERANCE = 1e-5  # decoded check latents must reproduce the stored outputs this closely
 
@@ -82,7 +100,9 @@ def manifest():
     """The zoo manifest (`<ZOO_DIR>/manifest.json`) as a dict: {"base_url", "presets": {name: entry}}."""
     path = ZOO_DIR / "manifest.json"
     if not path.is_file():
-        raise PresetError(f"the zoo manifest {path} is missing; reinstall aae-keras (pip install --force-reinstall aae-keras).")
+        raise PresetError(
+            f"the zoo manifest {path} is missing; reinstall aae-keras (pip install --force-reinstall aae-keras)."
+        )
     return json.loads(path.read_text())
 
 
@@ -130,8 +150,11 @@ def download_timeout(timeout=None):
     >>> download_timeout(2)
     2.0
     """
-    name, value = ("timeout", timeout) if timeout is not None else \
-        ("AAE_KERAS_DOWNLOAD_TIMEOUT", os.environ.get("AAE_KERAS_DOWNLOAD_TIMEOUT") or DEFAULT_TIMEOUT)
+    name, value = (
+        ("timeout", timeout)
+        if timeout is not None
+        else ("AAE_KERAS_DOWNLOAD_TIMEOUT", os.environ.get("AAE_KERAS_DOWNLOAD_TIMEOUT") or DEFAULT_TIMEOUT)
+    )
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -156,7 +179,7 @@ def resolve(handle, sha256=None, timeout=None):
     if scheme in ("http", "https", "file"):
         url, _, fragment = handle.partition("#")
         if fragment.startswith("sha256="):
-            sha256 = sha256 or fragment[len("sha256="):]
+            sha256 = sha256 or fragment[len("sha256=") :]
         return _fetch_archive(url, sha256, timeout=timeout)
     if scheme == "hf":
         return _from_hub(handle, timeout)
@@ -183,8 +206,7 @@ def download(name, timeout=None):
     archive = entry.get("archive")
     if not archive:
         raise PresetError(
-            f"preset {name!r} has a recipe but no published archive; build it with "
-            f"`aae-keras zoo build {name}`."
+            f"preset {name!r} has a recipe but no published archive; build it with `aae-keras zoo build {name}`."
         )
     return _fetch_archive(f"{base_url()}/{archive['file']}", archive["sha256"], entry.get("files"), timeout)
 
@@ -204,7 +226,9 @@ def _fetch_archive(url, sha256, expected=None, timeout=None):
     if os.path.isdir(target):
         return _verified(target, expected)
     # a file of its own: concurrent loads of one URL download side by side; _extract's rename settles it
-    fd, archive_path = tempfile.mkstemp(prefix=f".{key}-", suffix=".part", dir=os.path.join(_writable_cache(), "archives"))
+    fd, archive_path = tempfile.mkstemp(
+        prefix=f".{key}-", suffix=".part", dir=os.path.join(_writable_cache(), "archives")
+    )
     try:
         with os.fdopen(fd, "wb") as out:
             _download(url, out, sha256, timeout)
@@ -246,8 +270,9 @@ def _download(url, out, sha256, timeout):
     if total is not None and received != total:
         raise PresetError(f"could not download {url}: the connection ended after {received} of {total} bytes.")
     if sha256 is not None and digest.hexdigest() != sha256:
-        raise PresetError(f"{url} does not match its sha256 {sha256} (got {digest.hexdigest()}): "
-                          "corrupted, truncated or replaced.")
+        raise PresetError(
+            f"{url} does not match its sha256 {sha256} (got {digest.hexdigest()}): corrupted, truncated or replaced."
+        )
 
 
 def _writable_cache():
@@ -257,7 +282,9 @@ def _writable_cache():
         os.makedirs(os.path.join(cache, "presets"), exist_ok=True)
         os.makedirs(os.path.join(cache, "archives"), exist_ok=True)
     except OSError as error:
-        raise PresetError(f"cannot create the preset cache {cache}: {error}; set AAE_KERAS_HOME to a writable directory.") from None
+        raise PresetError(
+            f"cannot create the preset cache {cache}: {error}; set AAE_KERAS_HOME to a writable directory."
+        ) from None
     if not os.access(cache, os.W_OK):
         raise PresetError(f"the preset cache {cache} is not writable; set AAE_KERAS_HOME to a writable directory.")
     return cache
@@ -273,19 +300,28 @@ def _extract(archive_path, source, target, expected=None):
                 with zipfile.ZipFile(archive_path) as archive:
                     for member in archive.infolist():
                         kind = stat.S_IFMT(member.external_attr >> 16)
-                        _check_member(member.filename, staging, is_link=kind == stat.S_IFLNK,
-                                      is_special=kind not in (0, stat.S_IFREG, stat.S_IFDIR))
+                        _check_member(
+                            member.filename,
+                            staging,
+                            is_link=kind == stat.S_IFLNK,
+                            is_special=kind not in (0, stat.S_IFREG, stat.S_IFDIR),
+                        )
                     archive.extractall(staging)
             else:
                 with tarfile.open(archive_path, "r:*") as archive:
                     members = archive.getmembers()
                     for member in members:
-                        _check_member(member.name, staging, is_link=member.issym() or member.islnk(),
-                                      is_special=not (member.isfile() or member.isdir()))
+                        _check_member(
+                            member.name,
+                            staging,
+                            is_link=member.issym() or member.islnk(),
+                            is_special=not (member.isfile() or member.isdir()),
+                        )
                     archive.extractall(staging, members=members, filter="data")
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
-            raise PresetError(f"{source} is not a readable .tar.gz or .zip archive "
-                              f"(corrupted or truncated?): {error}") from None
+            raise PresetError(
+                f"{source} is not a readable .tar.gz or .zip archive (corrupted or truncated?): {error}"
+            ) from None
         root = _verified(_preset_root(staging), expected)
         try:
             os.replace(root, target)
@@ -323,7 +359,7 @@ def _from_hub(handle, timeout=None):
     """The verified snapshot of the Hub repository `hf://org/name[@revision]`, fetched (only the
     preset's files, `_HUB_FILES`) into the cache `<home>/hf` in huggingface_hub's layout; a snapshot
     that fails verification is removed, with the blobs whose sha256 is wrong."""
-    repo, at, revision = handle[len("hf://"):].partition("@")
+    repo, at, revision = handle[len("hf://") :].partition("@")
     parts = repo.split("/")
     if len(parts) != 2 or not all(parts) or (at and not revision):
         raise PresetError(
@@ -335,18 +371,24 @@ def _from_hub(handle, timeout=None):
         import huggingface_hub
     except ImportError:
         raise PresetError(
-            f"{handle} is a Hugging Face Hub handle, which needs huggingface_hub: "
-            "pip install 'aae-keras[hf]'."
+            f"{handle} is a Hugging Face Hub handle, which needs huggingface_hub: pip install 'aae-keras[hf]'."
         ) from None
     # read at call time (huggingface_hub reads HF_ENDPOINT once, when it is imported)
     endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or None
     cache = os.path.join(home(), "hf")
     try:
         directory = huggingface_hub.snapshot_download(
-            repo_id=repo, revision=revision or None, cache_dir=cache, allow_patterns=[*_HUB_FILES],
-            etag_timeout=timeout, endpoint=endpoint)
+            repo_id=repo,
+            revision=revision or None,
+            cache_dir=cache,
+            allow_patterns=[*_HUB_FILES],
+            etag_timeout=timeout,
+            endpoint=endpoint,
+        )
     except Exception as error:  # noqa: BLE001 - huggingface_hub's errors become PresetErrors; others re-raise
-        message = _hub_error_message(error, handle, repo, revision, endpoint or huggingface_hub.constants.ENDPOINT, cache)
+        message = _hub_error_message(
+            error, handle, repo, revision, endpoint or huggingface_hub.constants.ENDPOINT, cache
+        )
         if message is None:
             raise
         raise PresetError(message) from None
@@ -354,8 +396,10 @@ def _from_hub(handle, timeout=None):
     missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE) if not os.path.isfile(os.path.join(directory, f))]
     try:
         if missing:
-            raise PresetError(f"{handle} is not an aae-keras preset: {', '.join(missing)} missing from {where}; "
-                              "its maintainer must upload all the preset's files.")
+            raise PresetError(
+                f"{handle} is not an aae-keras preset: {', '.join(missing)} missing from {where}; "
+                "its maintainer must upload all the preset's files."
+            )
         return _verified(directory)
     except PresetError:
         _discard_snapshot(directory)
@@ -376,51 +420,81 @@ def _hub_error_message(error, handle, repo, revision, endpoint, cache):
 
     cause = error.__cause__ or error.__context__
     login = "a private repository needs a login (hf auth login, or set HF_TOKEN)"
-    unreachable = ("set HF_ENDPOINT to the address of your Hub or mirror if you use one; with HF_HUB_OFFLINE=1, "
-                   "presets already in the cache load without asking the Hub")
+    unreachable = (
+        "set HF_ENDPOINT to the address of your Hub or mirror if you use one; with HF_HUB_OFFLINE=1, "
+        "presets already in the cache load without asking the Hub"
+    )
     if kind("HFValidationError"):
         return f"{handle!r}: {repo!r} is not a valid Hub repository id ({error}); expected hf://org/name[@REVISION]."
     if kind("GatedRepoError"):
-        return (f"the Hub repository {repo} ({endpoint}) is gated: accept its conditions on its page, then log in "
-                "(hf auth login, or set HF_TOKEN).")
+        return (
+            f"the Hub repository {repo} ({endpoint}) is gated: accept its conditions on its page, then log in "
+            "(hf auth login, or set HF_TOKEN)."
+        )
     if kind("RepositoryNotFoundError"):
-        return (f"no repository {repo} on the Hugging Face Hub at {endpoint}: check the name in {handle}; {login}.")
+        return f"no repository {repo} on the Hugging Face Hub at {endpoint}: check the name in {handle}; {login}."
     if kind("RevisionNotFoundError"):
-        return (f"the Hub repository {repo} has no revision {revision!r}: name an existing branch, tag or commit "
-                f"(hf://{repo}@REVISION), or drop '@{revision}' for the default branch.")
+        return (
+            f"the Hub repository {repo} has no revision {revision!r}: name an existing branch, tag or commit "
+            f"(hf://{repo}@REVISION), or drop '@{revision}' for the default branch."
+        )
     if kind("EntryNotFoundError") and not kind("LocalEntryNotFoundError"):
         url = str(getattr(getattr(error, "response", None), "url", "") or "")
         _, found, name = urllib.parse.unquote(urllib.parse.urlsplit(url).path).partition("/resolve/")
         name = name.partition("/")[2] if found else "a file"
-        return (f"{handle} is not a complete aae-keras preset: the Hub repository {repo} lists {name} but does not "
-                f"serve it (404 file not found at {url or endpoint}); its maintainer must upload it again.")
+        return (
+            f"{handle} is not a complete aae-keras preset: the Hub repository {repo} lists {name} but does not "
+            f"serve it (404 file not found at {url or endpoint}); its maintainer must upload it again."
+        )
     if kind("IncompleteSnapshotError"):
-        return (f"the cached copy of {handle} in {cache} is incomplete and the Hub at {endpoint} could not be "
-                f"reached to complete it: check your connection and load it again; {unreachable}.")
+        return (
+            f"the cached copy of {handle} in {cache} is incomplete and the Hub at {endpoint} could not be "
+            f"reached to complete it: check your connection and load it again; {unreachable}."
+        )
     if kind("LocalEntryNotFoundError", "OfflineModeIsEnabled"):
-        if kind("OfflineModeIsEnabled") or isinstance(cause, getattr(errors, "OfflineModeIsEnabled", ())) or \
-                getattr(importlib.import_module("huggingface_hub.constants"), "HF_HUB_OFFLINE", False):
-            return (f"{handle} is not in the cache {cache} and downloads are off (HF_HUB_OFFLINE is set): "
-                    "unset HF_HUB_OFFLINE (or set it to 0) to download it.")
+        if (
+            kind("OfflineModeIsEnabled")
+            or isinstance(cause, getattr(errors, "OfflineModeIsEnabled", ()))
+            or getattr(importlib.import_module("huggingface_hub.constants"), "HF_HUB_OFFLINE", False)
+        ):
+            return (
+                f"{handle} is not in the cache {cache} and downloads are off (HF_HUB_OFFLINE is set): "
+                "unset HF_HUB_OFFLINE (or set it to 0) to download it."
+            )
         if isinstance(cause, getattr(errors, "FileMetadataError", ())):
-            return (f"the server at {endpoint} does not answer like a Hugging Face Hub for {handle} ({cause}): "
-                    f"check HF_ENDPOINT.")
+            return (
+                f"the server at {endpoint} does not answer like a Hugging Face Hub for {handle} ({cause}): "
+                f"check HF_ENDPOINT."
+            )
         if isinstance(cause, getattr(errors, "HfHubHTTPError", ())) and getattr(cause, "response", None) is not None:
             status = cause.response.status_code
             if status in (401, 403):
                 return f"the Hub at {endpoint} refused {handle} (HTTP {status}): {login}."
-            return (f"the Hugging Face Hub at {endpoint} answered HTTP {status} for {handle}, which is not in the "
-                    f"cache {cache}: try again later; {unreachable}.")
+            return (
+                f"the Hugging Face Hub at {endpoint} answered HTTP {status} for {handle}, which is not in the "
+                f"cache {cache}: try again later; {unreachable}."
+            )
         reason = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
-        return (f"could not reach the Hugging Face Hub at {endpoint}{reason} to fetch {handle}, which is not in the "
-                f"cache {cache}: check your connection; {unreachable}.")
+        return (
+            f"could not reach the Hugging Face Hub at {endpoint}{reason} to fetch {handle}, which is not in the "
+            f"cache {cache}: check your connection; {unreachable}."
+        )
     if kind("HfHubHTTPError"):
         status = getattr(getattr(error, "response", None), "status_code", "?")
-        return f"the Hugging Face Hub at {endpoint} answered HTTP {status} for {handle}: try again later; {unreachable}."
+        return (
+            f"the Hugging Face Hub at {endpoint} answered HTTP {status} for {handle}: try again later; {unreachable}."
+        )
     if isinstance(error, (ConnectionError, TimeoutError)) or type(error).__module__.split(".")[0] in (
-            "httpx", "httpx2", "httpcore", "requests", "urllib3"):
-        return (f"could not download {handle} from the Hugging Face Hub at {endpoint} ({type(error).__name__}: "
-                f"{error}): check your connection; {unreachable}.")
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "requests",
+        "urllib3",
+    ):
+        return (
+            f"could not download {handle} from the Hugging Face Hub at {endpoint} ({type(error).__name__}: "
+            f"{error}): check your connection; {unreachable}."
+        )
     if isinstance(error, OSError):
         return f"could not store {handle} in the cache {cache}: {error}; set AAE_KERAS_HOME to a writable directory."
     return None
@@ -431,8 +505,11 @@ def _discard_snapshot(directory):
     whose sha256 differs from metadata.json's record (else a retry would link them again)."""
     try:
         records = _read_json(os.path.join(directory, METADATA_FILE)).get("files", {})
-        bad = [n for n, r in records.items() if os.path.isfile(os.path.join(directory, n))
-               and _sha256(os.path.join(directory, n)) != r.get("sha256")]
+        bad = [
+            n
+            for n, r in records.items()
+            if os.path.isfile(os.path.join(directory, n)) and _sha256(os.path.join(directory, n)) != r.get("sha256")
+        ]
     except (PresetError, AttributeError, OSError):
         bad = [METADATA_FILE]
     storage = os.path.realpath(os.path.join(directory, os.pardir, os.pardir))  # <cache>/models--org--name
@@ -509,8 +586,12 @@ def load(handle, load_weights=True, expected_class=None, sha256=None, timeout=No
     model = _rebuilt(directory, config, stored, load_weights)
     model.compile()
     metadata = _read_json(os.path.join(directory, METADATA_FILE))
-    model.preset = {"handle": str(handle), "directory": directory, "name": metadata.get("name"),
-                    "dataset": (metadata.get("dataset") or {}).get("name")}
+    model.preset = {
+        "handle": str(handle),
+        "directory": directory,
+        "name": metadata.get("name"),
+        "dataset": (metadata.get("dataset") or {}).get("name"),
+    }
     return model
 
 
@@ -562,7 +643,9 @@ def save(model, directory, name=None, overwrite=False, **metadata):
         bare.set_weights(model.get_weights())
         bare.save_weights(os.path.join(staging, WEIGHTS_FILE))
         full = {
-            "name": name, "model_class": type(model).__name__, **metadata,
+            "name": name,
+            "model_class": type(model).__name__,
+            **metadata,
             "versions": versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "check": check_outputs(model),
@@ -590,8 +673,10 @@ def verify_check(model, check, tolerance=CHECK_TOLERANCE):
     outputs = _decode(model, z, check.get("labels"))
     difference = float(np.max(np.abs(outputs - np.asarray(check["outputs"]))))
     if difference > tolerance:
-        raise PresetError(f"decoding the check latents differs from the stored outputs by {difference:.3g} "
-                          f"(tolerance {tolerance}); the weights do not match this preset.")
+        raise PresetError(
+            f"decoding the check latents differs from the stored outputs by {difference:.3g} "
+            f"(tolerance {tolerance}); the weights do not match this preset."
+        )
     return difference
 
 
@@ -606,8 +691,11 @@ def pack(directory, archive_path):
     directory = _verified(directory)
     folder = os.path.basename(os.path.abspath(directory))
     with files.atomic_path(archive_path) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz, \
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        with (
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
             for name in sorted(os.listdir(directory)):
                 path = os.path.join(directory, name)
                 if not os.path.isfile(path):

@@ -223,8 +223,15 @@ def gaussian(dim, scale=1.0):
     """
     _check_positive_int(dim, "dim")
     _check_positive(scale, "scale")
-    return from_description({"kind": "mixture", "dim": dim, "weights": np.ones(1), "means": np.zeros((1, dim)),
-                             "variances": np.full((1, dim), float(scale) ** 2)})
+    return from_description(
+        {
+            "kind": "mixture",
+            "dim": dim,
+            "weights": np.ones(1),
+            "means": np.zeros((1, dim)),
+            "variances": np.full((1, dim), float(scale) ** 2),
+        }
+    )
 
 
 def mixture_means(num_components, dim, radius):
@@ -288,9 +295,7 @@ def gaussian_mixture(
     k, d = means.shape
     weights = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, np.float64)
     if weights.shape != (k,) or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
-        raise ValueError(
-            f"weights must be {k} non-negative numbers summing to 1 (one per mean), got {weights}."
-        )
+        raise ValueError(f"weights must be {k} non-negative numbers summing to 1 (one per mean), got {weights}.")
     info = {"kind": "mixture", "dim": d, "weights": weights, "means": means}
     if covariances is not None:
         cov = np.asarray(covariances, np.float64)
@@ -331,8 +336,9 @@ def swiss_roll(turns=1.5, radius=4.0, noise=0.1):
     _check_positive(turns, "turns")
     _check_positive(radius, "radius")
     _check_positive(noise, "noise")
-    return from_description({"kind": "swiss_roll", "dim": 2, "turns": float(turns), "radius": float(radius),
-                             "noise": float(noise)})
+    return from_description(
+        {"kind": "swiss_roll", "dim": 2, "turns": float(turns), "radius": float(radius), "noise": float(noise)}
+    )
 
 
 def categorical(num_classes, probs=None):
@@ -369,8 +375,9 @@ def as_prior(prior):
         raise not_a_prior
     info = tensorflow.describe_distribution(prior)
     if info["kind"] == "sample_only":
-        _need_tensorflow(f"A {type(prior).__name__} prior (no parameter form here) is sampled through TensorFlow "
-                         "Probability")
+        _need_tensorflow(
+            f"A {type(prior).__name__} prior (no parameter form here) is sampled through TensorFlow Probability"
+        )
         return DistributionPrior(prior, info["dim"])
     return from_description(info)
 
@@ -420,8 +427,13 @@ def component(info, k):
     if info["kind"] != "mixture" or not 0 <= k < len(info["weights"]):
         raise ValueError(f"No component {k} in a prior of kind {info['kind']!r}.")
     spread = "covariances" if "covariances" in info else "variances"
-    return {"kind": "mixture", "dim": info["dim"], "weights": np.ones(1),
-            "means": np.asarray(info["means"])[k : k + 1], spread: np.asarray(info[spread])[k : k + 1]}
+    return {
+        "kind": "mixture",
+        "dim": info["dim"],
+        "weights": np.ones(1),
+        "means": np.asarray(info["means"])[k : k + 1],
+        spread: np.asarray(info[spread])[k : k + 1],
+    }
 
 
 def from_description(info):
@@ -437,8 +449,10 @@ def from_description(info):
             "Gaussian, Gaussian-mixture, uniform and one-hot categorical TFP distributions can be "
             "saved. Pass the prior again when you load (custom_objects) or use one of those."
         )
-    arrays = {key: np.asarray(value, np.float64) if isinstance(value, (list, tuple, np.ndarray)) else value
-              for key, value in info.items()}
+    arrays = {
+        key: np.asarray(value, np.float64) if isinstance(value, (list, tuple, np.ndarray)) else value
+        for key, value in info.items()
+    }
     return _KINDS[kind](arrays)
 
 

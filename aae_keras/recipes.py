@@ -68,8 +68,12 @@ def compare(recorded, reached, tolerance=None):
         kind, allowed = rules[name]
         gap = abs(reached[name] - recorded[name])
         limit = allowed * abs(recorded[name]) if kind == "relative" else allowed
-        report[name] = {"recorded": recorded[name], "reached": reached[name], "within": bool(gap <= limit),
-                        "tolerance": f"{allowed:g} {kind}"}
+        report[name] = {
+            "recorded": recorded[name],
+            "reached": reached[name],
+            "within": bool(gap <= limit),
+            "tolerance": f"{allowed:g} {kind}",
+        }
     return report
 
 
@@ -114,20 +118,37 @@ def _write(name, recipe, directory, model, dataset, seed, results, metrics):
     """Write the preset, its archive and its manifest entry: {"directory", "metrics", "archive"}."""
     hardware = runs.hardware()
     presets.save(
-        model, directory, name=name, overwrite=True, description=recipe["description"], recipe=recipe,
+        model,
+        directory,
+        name=name,
+        overwrite=True,
+        description=recipe["description"],
+        recipe=recipe,
         dataset=data.provenance(dataset),
-        seed=seed, trained_on=hardware, metrics=metrics, results=results,
+        seed=seed,
+        trained_on=hardware,
+        metrics=metrics,
+        results=results,
     )
     os.makedirs(ARCHIVES_DIR, exist_ok=True)
     archive = presets.pack(directory, os.path.join(ARCHIVES_DIR, f"{name}.tar.gz"))
     records = {f: presets.file_record(os.path.join(directory, f)) for f in sorted(os.listdir(directory))}
-    _update_manifest(name, {
-        "description": recipe["description"], "model_class": type(model).__name__, "dataset": dataset.name,
-        "recipe": f"recipes/{name}.json", "shipped": bool(recipe.get("shipped", False)), "files": records,
-        "size": sum(r["size"] for r in records.values()), "archive": archive, "metrics": metrics,
-        "budget": {"epochs": results["epochs"], "fit_seconds": round(results["fit_seconds"], 1)},
-        "trained_on": hardware,
-    })
+    _update_manifest(
+        name,
+        {
+            "description": recipe["description"],
+            "model_class": type(model).__name__,
+            "dataset": dataset.name,
+            "recipe": f"recipes/{name}.json",
+            "shipped": bool(recipe.get("shipped", False)),
+            "files": records,
+            "size": sum(r["size"] for r in records.values()),
+            "archive": archive,
+            "metrics": metrics,
+            "budget": {"epochs": results["epochs"], "fit_seconds": round(results["fit_seconds"], 1)},
+            "trained_on": hardware,
+        },
+    )
     return {"directory": directory, "metrics": metrics, "archive": archive}
 
 
@@ -160,9 +181,14 @@ def _train_classifier(recipe, data_dir, verbose, backup=None):
     options = recipe["classifier"]
     dataset = data.load(options["dataset"], data_dir=data_dir)
     start = time.perf_counter()
-    model, results = sample_quality.train_classifier(dataset, epochs=options["epochs"],
-                                                     batch_size=options["batch_size"], seed=options["seed"],
-                                                     verbose=verbose, backup=backup)
+    model, results = sample_quality.train_classifier(
+        dataset,
+        epochs=options["epochs"],
+        batch_size=options["batch_size"],
+        seed=options["seed"],
+        verbose=verbose,
+        backup=backup,
+    )
     results["fit_seconds"] = time.perf_counter() - start
     return model, dataset, options["seed"], results, {"test_accuracy": results["test_accuracy"]}
 
@@ -199,15 +225,20 @@ def _manifest_lock():
 def recipe_only_entry(name):
     """The manifest entry of a recipe that has not been built (no files, no metrics)."""
     recipe = load_recipe(name)
-    dataset = recipe["classifier"]["dataset"] if recipe.get("kind") == "classifier" else \
-        recipe["train"][recipe["train"].index("--dataset") + 1]
-    return {"description": recipe["description"], "recipe": f"recipes/{name}.json", "shipped": False,
-            "dataset": dataset}
+    dataset = (
+        recipe["classifier"]["dataset"]
+        if recipe.get("kind") == "classifier"
+        else recipe["train"][recipe["train"].index("--dataset") + 1]
+    )
+    return {
+        "description": recipe["description"],
+        "recipe": f"recipes/{name}.json",
+        "shipped": False,
+        "dataset": dataset,
+    }
 
 
 def register(name):
     """Add a recipe that has not been built to the manifest (so `zoo list` shows it)."""
     if name not in presets.manifest()["presets"]:
         _update_manifest(name, recipe_only_entry(name))
-
-

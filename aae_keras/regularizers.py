@@ -52,9 +52,7 @@ class LatentRegularizer:
 
     def _check_codes(self, z):
         if z.shape[-1] is not None and z.shape[-1] != self.dim:
-            raise ValueError(
-                f"Codes have {z.shape[-1]} dimensions but the prior has event size {self.dim}."
-            )
+            raise ValueError(f"Codes have {z.shape[-1]} dimensions but the prior has event size {self.dim}.")
 
 
 @keras.saving.register_keras_serializable(package="aae_keras")
@@ -190,8 +188,13 @@ class SampleMMD(LatentRegularizer):
         if self.kernel == "imq":
             return [2.0 * self.dim * variance * c for c in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)]
         return kernels.auto_bandwidths(
-            {"kind": "mixture", "dim": self.dim, "weights": np.ones(1),
-             "means": np.zeros((1, self.dim)), "variances": np.full((1, self.dim), variance)}
+            {
+                "kind": "mixture",
+                "dim": self.dim,
+                "weights": np.ones(1),
+                "means": np.zeros((1, self.dim)),
+                "variances": np.full((1, self.dim), variance),
+            }
         )
 
     def __call__(self, z, seed=None):
@@ -206,11 +209,14 @@ class SampleMMD(LatentRegularizer):
         nf = ops.cast(n, "float32")
         k_zz, k_yy, k_zy = k[:n, :n], k[n:, n:], k[:n, n:]
         off_diagonal = ops.maximum(nf * (nf - 1.0), 1.0)  # no pair below 2 codes: see _defined
-        return self._defined(nf, (
-            (ops.sum(k_zz) - ops.trace(k_zz)) / off_diagonal
-            + (ops.sum(k_yy) - ops.trace(k_yy)) / off_diagonal
-            - 2.0 * ops.sum(k_zy) / ops.maximum(nf * nf, 1.0)
-        ))
+        return self._defined(
+            nf,
+            (
+                (ops.sum(k_zz) - ops.trace(k_zz)) / off_diagonal
+                + (ops.sum(k_yy) - ops.trace(k_yy)) / off_diagonal
+                - 2.0 * ops.sum(k_zy) / ops.maximum(nf * nf, 1.0)
+            ),
+        )
 
     def _kernel(self, d2):
         if self.kernel == "rbf":

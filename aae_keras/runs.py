@@ -38,9 +38,29 @@ import numpy as np
 
 from aae_keras import data, distribute, files
 
-__all__ = ["TrainSettings", "Run", "UsageError", "train", "prepare_training", "fit_and_evaluate", "make_prior",
-           "make_model", "training_labels", "code_metrics", "evaluate", "write_plots", "sample_seed", "hardware",
-           "check_writable", "backed_up", "unfinished_command", "train_parser", "add_train_arguments", "add_data_arguments", "positive_int"]
+__all__ = [
+    "TrainSettings",
+    "Run",
+    "UsageError",
+    "train",
+    "prepare_training",
+    "fit_and_evaluate",
+    "make_prior",
+    "make_model",
+    "training_labels",
+    "code_metrics",
+    "evaluate",
+    "write_plots",
+    "sample_seed",
+    "hardware",
+    "check_writable",
+    "backed_up",
+    "unfinished_command",
+    "train_parser",
+    "add_train_arguments",
+    "add_data_arguments",
+    "positive_int",
+]
 
 MODELS = ("mmd", "sample_mmd", "imq_mmd", "adversarial")
 VARIANTS = {  # --model -> (class name in aae_keras.models, default --prior)
@@ -118,13 +138,20 @@ class TrainSettings:
     def checked(self):
         """A copy with the defaults that depend on other settings filled in; raises UsageError
         for settings that do not apply together. Needs neither TensorFlow nor the data."""
-        choices = {"model": MODELS + tuple(VARIANTS), "regularizer": (None, *REGULARIZERS),
-                   "prior": (None, *PRIORS), "dataset": data.KNOWN_DATASETS, "network": NETWORKS,
-                   "strategy": distribute.STRATEGIES}
+        choices = {
+            "model": MODELS + tuple(VARIANTS),
+            "regularizer": (None, *REGULARIZERS),
+            "prior": (None, *PRIORS),
+            "dataset": data.KNOWN_DATASETS,
+            "network": NETWORKS,
+            "strategy": distribute.STRATEGIES,
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise UsageError(f"{name} {getattr(self, name)!r} is not one of: "
-                                 f"{', '.join(str(a) for a in allowed if a is not None)}.")
+                raise UsageError(
+                    f"{name} {getattr(self, name)!r} is not one of: "
+                    f"{', '.join(str(a) for a in allowed if a is not None)}."
+                )
         variant = self.model in VARIANTS
         if not variant and (self.regularizer or self.labels or self.clusters):
             raise UsageError(
@@ -140,8 +167,10 @@ class TrainSettings:
             )
         regularizer = self.regularizer or ("mmd" if variant else None)
         if self.schedule is not None and "adversarial" not in (self.model, regularizer):
-            raise UsageError("--schedule applies to adversarial models (--model adversarial, or a variant with "
-                             "--regularizer adversarial).")
+            raise UsageError(
+                "--schedule applies to adversarial models (--model adversarial, or a variant with "
+                "--regularizer adversarial)."
+            )
         prior = self.prior or (VARIANTS[self.model][1] if variant else "ring")
         if self.model == "label_conditioned" and prior not in ("ring", "mixture"):
             raise UsageError("--model label_conditioned needs a mixture prior: --prior ring or mixture.")
@@ -159,12 +188,16 @@ class TrainSettings:
             )
         epochs = self.epochs or DEFAULT_EPOCHS[self.dataset]
         if self.min_epochs > epochs:
-            raise UsageError(f"--min-epochs {self.min_epochs} is more than --epochs {epochs}; --epochs is the most "
-                             "an early-stopped run trains.")
+            raise UsageError(
+                f"--min-epochs {self.min_epochs} is more than --epochs {epochs}; --epochs is the most "
+                "an early-stopped run trains."
+            )
         validation = self.validation if self.validation is not None else (VALIDATION_SIZE if self.patience else 0)
         if self.patience and not validation:
-            raise UsageError("--patience watches the validation loss, so it needs held-out images: drop "
-                             f"--validation 0 (default with --patience: {VALIDATION_SIZE}).")
+            raise UsageError(
+                "--patience watches the validation loss, so it needs held-out images: drop "
+                f"--validation 0 (default with --patience: {VALIDATION_SIZE})."
+            )
         return dataclasses.replace(self, regularizer=regularizer, prior=prior, epochs=epochs, validation=validation)
 
     def directory(self):
@@ -198,8 +231,10 @@ def train(settings):
     command = _command(settings)
     resuming = _check_out_dir(out, settings.overwrite, command)
     prior, dataset, labels = prepare_training(settings)
-    print(f"{'Resuming' if resuming else 'Training'} {settings.model} autoencoder with the {settings.prior} prior on "
-          f"{settings.dataset} ({len(dataset.x_train)} images, {settings.epochs} epochs) -> {out}")
+    print(
+        f"{'Resuming' if resuming else 'Training'} {settings.model} autoencoder with the {settings.prior} prior on "
+        f"{settings.dataset} ({len(dataset.x_train)} images, {settings.epochs} epochs) -> {out}"
+    )
     with backed_up(out, command, fresh=not resuming) as backup:
         model, results = fit_and_evaluate(settings, prior, dataset, labels, backup=backup)
         model.save(os.path.join(out, "model.keras"))
@@ -266,8 +301,10 @@ def prepare_training(settings):
     """The prior, the data and the labels fit gets for checked settings: (prior, dataset, labels)."""
     dataset = data.load(settings.dataset, data_dir=settings.data_dir)
     if settings.validation >= len(dataset.x_train):
-        raise UsageError(f"--validation {settings.validation} holds out every one of the {len(dataset.x_train)} "
-                         f"training images of {dataset.name}; hold out fewer.")
+        raise UsageError(
+            f"--validation {settings.validation} holds out every one of the {len(dataset.x_train)} "
+            f"training images of {dataset.name}; hold out fewer."
+        )
     return make_prior(settings.prior, settings.latent_dim), dataset, training_labels(settings, dataset)
 
 
@@ -292,17 +329,29 @@ def fit_and_evaluate(settings, prior, dataset, labels, backup=None):
     keep = len(dataset.x_train) - settings.validation
     x, y = dataset.x_train[:keep], None if labels is None else labels[:keep]
     held_out = (dataset.x_train[keep:], None if labels is None else labels[keep:])
-    stopper = keras.callbacks.EarlyStopping("val_loss", patience=settings.patience, restore_best_weights=True,
-                                            start_from_epoch=settings.min_epochs) if settings.patience else None
+    stopper = (
+        keras.callbacks.EarlyStopping(
+            "val_loss", patience=settings.patience, restore_best_weights=True, start_from_epoch=settings.min_epochs
+        )
+        if settings.patience
+        else None
+    )
     resume = None if backup is None else callbacks.ResumeFromBackup(backup, settings.seed, early_stopping=stopper)
     watch = [c for c in (callbacks.StopOnNonFinite(), stopper, resume) if c is not None]
     keras.utils.set_random_seed(settings.seed)
     with distribute.get_strategy(settings.strategy).scope():  # on JAX a DataParallel must hold during fit too
         model = make_model(settings, dataset.image_shape, prior, dataset.num_classes)
         fit_start = time.perf_counter()
-        history = model.fit(x, y, epochs=settings.epochs, batch_size=settings.batch_size, shuffle=True,
-                            verbose=verbose, callbacks=watch,
-                            validation_data=held_out if settings.validation else None)
+        history = model.fit(
+            x,
+            y,
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            shuffle=True,
+            verbose=verbose,
+            callbacks=watch,
+            validation_data=held_out if settings.validation else None,
+        )
         fit_seconds = time.perf_counter() - fit_start if resume is None else resume.fit_seconds
         epochs = len(history.epoch) if resume is None else resume.epochs_done
         results = {
@@ -344,16 +393,26 @@ def make_model(settings, image_shape, prior, num_classes=10):
         count = settings.clusters or (DEFAULT_CLUSTERS[settings.model] if unlabeled else num_classes)
         kwargs = {"semi_supervised": True} if settings.model == "dim_reduction" and settings.labels else {}
         model = getattr(models, VARIANTS[settings.model][0]).create(
-            image_shape, prior, count, network=settings.network, hidden=settings.hidden,
-            regularizer=settings.regularizer, weight=settings.weight, discriminator_hidden=settings.hidden,
-            seed=settings.seed, **kwargs, **schedule,
+            image_shape,
+            prior,
+            count,
+            network=settings.network,
+            hidden=settings.hidden,
+            regularizer=settings.regularizer,
+            weight=settings.weight,
+            discriminator_hidden=settings.hidden,
+            seed=settings.seed,
+            **kwargs,
+            **schedule,
         )
     else:
         encoder, decoder, discriminator = networks.build(
             settings.network, image_shape, settings.latent_dim, hidden=settings.hidden
         )
         if settings.model == "adversarial":
-            model = models.AdversarialAutoencoder(encoder, decoder, discriminator, prior, seed=settings.seed, **schedule)
+            model = models.AdversarialAutoencoder(
+                encoder, decoder, discriminator, prior, seed=settings.seed, **schedule
+            )
         else:
             model = models.MMDAutoencoder(
                 encoder, decoder, prior, regularizer=settings.model, weight=settings.weight, seed=settings.seed
@@ -428,8 +487,9 @@ def write_plots(model, dataset, out, seed):
     x, y = dataset.x_test, dataset.y_test
     draw = {
         "latent": lambda path: plots.latent_scatter(codes, y, model.prior, path),
-        "samples": lambda path: plots.sample_grid(model.sample(NUM_SAMPLES, seed=sample_seed(seed)), path,
-                                                  rows=math.isqrt(NUM_SAMPLES)),
+        "samples": lambda path: plots.sample_grid(
+            model.sample(NUM_SAMPLES, seed=sample_seed(seed)), path, rows=math.isqrt(NUM_SAMPLES)
+        ),
         "style_grid": lambda path: plots.sample_grid(model.style_grid(styles=10, seed=seed), path, rows=10),
         "clusters": lambda path: plots.cluster_grid(x, model.cluster(x), path, num_clusters=model.num_classes),
     }
@@ -481,14 +541,15 @@ def _check_out_dir(out, overwrite, command):
     unfinished = unfinished_command(out)
     if unfinished is not None and not overwrite:
         if unfinished != command:
-            raise UsageError(f"--out {out!r} holds an unfinished run of another command ({_differences(unfinished, command)}); "
-                             "rerun that command to resume it, pass --overwrite to discard it and start over, "
-                             "or choose another --out.")
+            raise UsageError(
+                f"--out {out!r} holds an unfinished run of another command ({_differences(unfinished, command)}); "
+                "rerun that command to resume it, pass --overwrite to discard it and start over, "
+                "or choose another --out."
+            )
         return True
     if os.path.isdir(out) and os.listdir(out) and not overwrite:
         raise UsageError(
-            f"output directory {out!r} is not empty; pass --overwrite to write into it or "
-            "choose another --out."
+            f"output directory {out!r} is not empty; pass --overwrite to write into it or choose another --out."
         )
     return False
 
@@ -498,8 +559,11 @@ def _differences(recorded, given):
     if set(recorded) != set(given):
         return f"recorded by `{' '.join(recorded)}`, this is `{' '.join(given)}`".replace("_", " ")
     recorded, given = next(iter(recorded.values())), next(iter(given.values()))
-    changed = [f"{k}: {recorded.get(k)!r} there, {given.get(k)!r} now" for k in sorted(set(recorded) | set(given))
-               if recorded.get(k) != given.get(k)]
+    changed = [
+        f"{k}: {recorded.get(k)!r} there, {given.get(k)!r} now"
+        for k in sorted(set(recorded) | set(given))
+        if recorded.get(k) != given.get(k)
+    ]
     return "; ".join(changed) or "another kind of run"
 
 
@@ -521,13 +585,17 @@ def check_writable(directory, flag, path=None, missing_ok=False):
     while missing_ok and not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise UsageError(f"cannot write {flag} {path!r}: {existing!r} is not an existing directory; "
-                         f"create it or choose another {flag}.")
+        raise UsageError(
+            f"cannot write {flag} {path!r}: {existing!r} is not an existing directory; "
+            f"create it or choose another {flag}."
+        )
     try:
         handle, probe = tempfile.mkstemp(prefix=".aae-keras-probe-", dir=existing)
     except OSError as error:
-        raise UsageError(f"cannot write {flag} {path!r}: no file can be created in {existing!r} "
-                         f"({error.strerror or error}); choose a location you can write to.") from None
+        raise UsageError(
+            f"cannot write {flag} {path!r}: no file can be created in {existing!r} "
+            f"({error.strerror or error}); choose a location you can write to."
+        ) from None
     os.close(handle)
     os.remove(probe)
 
@@ -543,75 +611,142 @@ def train_parser():
 def add_train_arguments(parser):
     """Add the `aae-keras train` flags to `parser`; their defaults are `TrainSettings`'s."""
     default = TrainSettings()
-    parser.add_argument("--model", choices=MODELS + tuple(VARIANTS), default=default.model,
-                        help="mmd: closed-form MMD; sample_mmd / imq_mmd: MMD against prior samples "
-                        "(RBF / inverse multiquadric kernel); adversarial: AAE; the paper's variants "
-                        f"{', '.join(VARIANTS)} take --regularizer (default: %(default)s)")
-    parser.add_argument("--regularizer", choices=REGULARIZERS, default=default.regularizer,
-                        help="latent matching of the paper's variants: closed-form MMD or a "
-                        "discriminator (default: mmd)")
-    parser.add_argument("--labels", type=positive_int, default=default.labels,
-                        help="keep N training labels (balanced over classes), the rest unlabeled: "
-                        "semi_supervised, label_conditioned, dim_reduction (default: all labels; "
-                        "none for dim_reduction)")
-    parser.add_argument("--clusters", type=positive_int, default=default.clusters,
-                        help="number of clusters: clustering (default 16), dim_reduction (default 20, "
-                        "or the number of classes with --labels)")
-    parser.add_argument("--prior", choices=PRIORS, default=default.prior,
-                        help="ring: 10 Gaussians on a circle of radius 4 (2-D only); mixture: 10 "
-                        "Gaussians in --latent-dim dimensions; gaussian: N(0, I); uniform: [-1, 1]^d; "
-                        "swiss_roll: 2-D only, sample-based; for supervised, semi_supervised, "
-                        "clustering and dim_reduction it is the style prior (default: ring, or "
-                        "gaussian for those four)")
+    parser.add_argument(
+        "--model",
+        choices=MODELS + tuple(VARIANTS),
+        default=default.model,
+        help="mmd: closed-form MMD; sample_mmd / imq_mmd: MMD against prior samples "
+        "(RBF / inverse multiquadric kernel); adversarial: AAE; the paper's variants "
+        f"{', '.join(VARIANTS)} take --regularizer (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--regularizer",
+        choices=REGULARIZERS,
+        default=default.regularizer,
+        help="latent matching of the paper's variants: closed-form MMD or a discriminator (default: mmd)",
+    )
+    parser.add_argument(
+        "--labels",
+        type=positive_int,
+        default=default.labels,
+        help="keep N training labels (balanced over classes), the rest unlabeled: "
+        "semi_supervised, label_conditioned, dim_reduction (default: all labels; "
+        "none for dim_reduction)",
+    )
+    parser.add_argument(
+        "--clusters",
+        type=positive_int,
+        default=default.clusters,
+        help="number of clusters: clustering (default 16), dim_reduction (default 20, "
+        "or the number of classes with --labels)",
+    )
+    parser.add_argument(
+        "--prior",
+        choices=PRIORS,
+        default=default.prior,
+        help="ring: 10 Gaussians on a circle of radius 4 (2-D only); mixture: 10 "
+        "Gaussians in --latent-dim dimensions; gaussian: N(0, I); uniform: [-1, 1]^d; "
+        "swiss_roll: 2-D only, sample-based; for supervised, semi_supervised, "
+        "clustering and dim_reduction it is the style prior (default: ring, or "
+        "gaussian for those four)",
+    )
     add_data_arguments(parser, default=default.dataset)
     parser.add_argument("--latent-dim", type=positive_int, default=default.latent_dim, help="(default: %(default)s)")
-    parser.add_argument("--epochs", type=positive_int, default=default.epochs,
-                        help=f"(default: {', '.join(f'{k} {v}' for k, v in DEFAULT_EPOCHS.items())})")
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=default.epochs,
+        help=f"(default: {', '.join(f'{k} {v}' for k, v in DEFAULT_EPOCHS.items())})",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=default.batch_size, help="(default: %(default)s)")
     parser.add_argument("--network", choices=NETWORKS, default=default.network, help="(default: %(default)s)")
-    parser.add_argument("--hidden", type=_int_list, default=default.hidden,
-                        help="hidden layer sizes of the MLPs (and the AAE discriminator), e.g. "
-                        "1000,1000 for the paper's size (default: 256,256)")
-    parser.add_argument("--weight", type=float, default=default.weight,
-                        help="weight of the MMD term (mmd models, and variants with --regularizer mmd; "
-                        "default: %(default)s)")
-    parser.add_argument("--schedule", choices=SCHEDULES, default=default.schedule,
-                        help="adversarial models: joint (one encoder/decoder update on reconstruction + generator "
-                        "loss, one discriminator update; the default of --model adversarial) or paper (three "
-                        "phases; the default of the paper's variants)")
-    parser.add_argument("--patience", type=positive_int, default=default.patience,
-                        help="stop once the validation loss has not improved for N epochs and keep the best "
-                        "epoch's weights (--epochs is then the most it trains; default: train every epoch)")
-    parser.add_argument("--min-epochs", type=nonnegative_int, default=default.min_epochs,
-                        help="with --patience: never stop before this epoch (default: %(default)s)")
-    parser.add_argument("--validation", type=nonnegative_int, default=default.validation,
-                        help=f"hold out the last N training images for validation (default: {VALIDATION_SIZE} "
-                        "with --patience, else 0); with --labels, their labels are not used")
-    parser.add_argument("--lr", type=float, default=default.lr, help="Adam learning rate of the reconstruction "
-                        "phase; the other phases keep the model's defaults (default: the model's: 1e-3; 1e-4 for "
-                        "semi_supervised, whose every phase uses Adam(1e-4))")
-    parser.add_argument("--strategy", choices=distribute.STRATEGIES, default=default.strategy,
-                        help="tf.distribute strategy, or on JAX: mirrored = keras.distribution.DataParallel (default: %(default)s)")
+    parser.add_argument(
+        "--hidden",
+        type=_int_list,
+        default=default.hidden,
+        help="hidden layer sizes of the MLPs (and the AAE discriminator), e.g. "
+        "1000,1000 for the paper's size (default: 256,256)",
+    )
+    parser.add_argument(
+        "--weight",
+        type=float,
+        default=default.weight,
+        help="weight of the MMD term (mmd models, and variants with --regularizer mmd; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=default.schedule,
+        help="adversarial models: joint (one encoder/decoder update on reconstruction + generator "
+        "loss, one discriminator update; the default of --model adversarial) or paper (three "
+        "phases; the default of the paper's variants)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=positive_int,
+        default=default.patience,
+        help="stop once the validation loss has not improved for N epochs and keep the best "
+        "epoch's weights (--epochs is then the most it trains; default: train every epoch)",
+    )
+    parser.add_argument(
+        "--min-epochs",
+        type=nonnegative_int,
+        default=default.min_epochs,
+        help="with --patience: never stop before this epoch (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--validation",
+        type=nonnegative_int,
+        default=default.validation,
+        help=f"hold out the last N training images for validation (default: {VALIDATION_SIZE} "
+        "with --patience, else 0); with --labels, their labels are not used",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=default.lr,
+        help="Adam learning rate of the reconstruction "
+        "phase; the other phases keep the model's defaults (default: the model's: 1e-3; 1e-4 for "
+        "semi_supervised, whose every phase uses Adam(1e-4))",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=distribute.STRATEGIES,
+        default=default.strategy,
+        help="tf.distribute strategy, or on JAX: mirrored = keras.distribution.DataParallel (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=default.seed, help="(default: %(default)s)")
-    parser.add_argument("--out", default=default.out,
-                        help="output directory (default: aae_runs/<model>_<prior>_<dataset>)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="write into --out even if it is not empty (an unfinished run's backup there is "
-                        "discarded; without it, the same command resumes that run)")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=default.verbose,
-                        help="Keras fit verbosity (default: 1 on a terminal, else 2)")
+    parser.add_argument(
+        "--out", default=default.out, help="output directory (default: aae_runs/<model>_<prior>_<dataset>)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into --out even if it is not empty (an unfinished run's backup there is "
+        "discarded; without it, the same command resumes that run)",
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=default.verbose,
+        help="Keras fit verbosity (default: 1 on a terminal, else 2)",
+    )
 
 
 def add_data_arguments(parser, default):
     """Add --dataset (default `default`; None: the one the model was trained on) and --data-dir."""
     parser.add_argument(
-        "--dataset", choices=data.KNOWN_DATASETS, default=default,
+        "--dataset",
+        choices=data.KNOWN_DATASETS,
+        default=default,
         help="digits ships with scikit-learn; mnist and fashion_mnist are read from --data-dir "
-        "or downloaded" + (f" (default: {default})" if default else
-                           " (default: the one in metrics.json next to MODEL, else digits)"),
+        "or downloaded"
+        + (f" (default: {default})" if default else " (default: the one in metrics.json next to MODEL, else digits)"),
     )
-    parser.add_argument("--data-dir", default=None,
-                        help="directory with the four IDX files (train-images-idx3-ubyte.gz, ...)")
+    parser.add_argument(
+        "--data-dir", default=None, help="directory with the four IDX files (train-images-idx3-ubyte.gz, ...)"
+    )
 
 
 def positive_int(text):

@@ -44,18 +44,21 @@ class FashionClassifier(AtomicSaving, keras.Model):
         super().__init__(**kwargs)
         self.image_shape, self.num_classes, self.feature_dim = tuple(image_shape), int(num_classes), int(feature_dim)
         layers = keras.layers
-        self.trunk = keras.Sequential([
-            keras.Input(self.image_shape),
-            layers.Reshape((*self.image_shape, 1)),
-            layers.Conv2D(32, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Conv2D(64, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Conv2D(64, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Flatten(),
-            layers.Dense(self.feature_dim, activation="relu"),
-        ], name="trunk")
+        self.trunk = keras.Sequential(
+            [
+                keras.Input(self.image_shape),
+                layers.Reshape((*self.image_shape, 1)),
+                layers.Conv2D(32, 3, padding="same", activation="relu"),
+                layers.MaxPooling2D(),
+                layers.Conv2D(64, 3, padding="same", activation="relu"),
+                layers.MaxPooling2D(),
+                layers.Conv2D(64, 3, padding="same", activation="relu"),
+                layers.MaxPooling2D(),
+                layers.Flatten(),
+                layers.Dense(self.feature_dim, activation="relu"),
+            ],
+            name="trunk",
+        )
         self.dropout = layers.Dropout(0.3)
         self.head = layers.Dense(self.num_classes, name="head")
         self.build((None, *self.image_shape))
@@ -97,13 +100,19 @@ class FashionClassifier(AtomicSaving, keras.Model):
         if images.ndim == 4 and images.shape[-1] == 1:
             images = images[..., 0]
         if images.shape[1:] != self.image_shape:
-            raise ValueError(f"{type(self).__name__} takes images of shape (n, {', '.join(map(str, self.image_shape))}), "
-                             f"got {images.shape}.")
+            raise ValueError(
+                f"{type(self).__name__} takes images of shape (n, {', '.join(map(str, self.image_shape))}), "
+                f"got {images.shape}."
+            )
         return images
 
     def get_config(self):
-        return {**super().get_config(), "image_shape": list(self.image_shape), "num_classes": self.num_classes,
-                "feature_dim": self.feature_dim}
+        return {
+            **super().get_config(),
+            "image_shape": list(self.image_shape),
+            "num_classes": self.num_classes,
+            "feature_dim": self.feature_dim,
+        }
 
     @classmethod
     def from_preset(cls, handle=CLASSIFIER_PRESET, load_weights=True, sha256=None):
@@ -123,15 +132,20 @@ def train_classifier(dataset, epochs=10, batch_size=128, seed=0, verbose=0, back
     classifier.compile()
     resume = callbacks.ResumeFromBackup(backup or tempfile.mkdtemp(), seed)
     try:
-        classifier.fit(dataset.x_train, dataset.y_train, epochs=epochs, batch_size=batch_size, verbose=verbose,
-                       callbacks=[resume])
+        classifier.fit(
+            dataset.x_train, dataset.y_train, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=[resume]
+        )
     finally:
         if backup is None:
             shutil.rmtree(resume.directory, ignore_errors=True)
     accuracy = float(np.mean(classifier.classify(dataset.x_test) == dataset.y_test))
     floor = frechet_distance(classifier.features(dataset.x_train[:NUM_SAMPLES]), classifier.features(dataset.x_test))
-    return classifier, {"test_accuracy": accuracy, "train_accuracy": resume.logs["accuracy"],
-                        "frechet_train_vs_test": floor, "epochs": epochs}
+    return classifier, {
+        "test_accuracy": accuracy,
+        "train_accuracy": resume.logs["accuracy"],
+        "frechet_train_vs_test": floor,
+        "epochs": epochs,
+    }
 
 
 def frechet_distance(a, b):
@@ -140,8 +154,9 @@ def frechet_distance(a, b):
     roots (exact for PSD covariances, no complex parts)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
-        raise ValueError(f"frechet_distance needs two feature sets [n, d] with the same d and n >= 2, "
-                         f"got {a.shape} and {b.shape}.")
+        raise ValueError(
+            f"frechet_distance needs two feature sets [n, d] with the same d and n >= 2, got {a.shape} and {b.shape}."
+        )
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     root_a = _psd_sqrt(np.atleast_2d(cov_a))
     cross = _psd_sqrt(root_a @ np.atleast_2d(cov_b) @ root_a)  # its trace is tr((S_a S_b)^(1/2))
@@ -165,7 +180,9 @@ def score(model, dataset, classifier=None, n=NUM_SAMPLES, seed=0):
     quality = {"frechet_distance": frechet_distance(classifier.features(model.sample(n, seed=seed)), real)}
     if getattr(model, "samples_by_class", False):
         per_class = max(1, n // model.num_classes)
-        hits = [np.mean(classifier.classify(model.sample(per_class, y=k, seed=seed + 1 + k)) == k)
-                for k in range(model.num_classes)]
+        hits = [
+            np.mean(classifier.classify(model.sample(per_class, y=k, seed=seed + 1 + k)) == k)
+            for k in range(model.num_classes)
+        ]
         quality["sample_class_accuracy"] = float(np.mean(hits))
     return quality

@@ -46,9 +46,8 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import peers  # noqa: E402  (first: sets TensorFlow's log level, imports pythae)
-
 import keras  # noqa: E402
+import peers  # noqa: E402  (first: sets TensorFlow's log level, imports pythae)
 import torch  # noqa: E402
 
 from aae_keras import data  # noqa: E402
@@ -68,9 +67,11 @@ DEFAULT_OUT = os.path.join(peers.REPO_ROOT, "benchmarks", "results", "adversaria
 
 def builder(options, rates):
     """peers.run_one's `build`: our adversarial model with `options` and fresh Adam(rate) optimizers."""
+
     def build(name, x, epochs, seed):
         optimizers = {key: keras.optimizers.Adam(rate) for key, rate in rates.items()}
         return peers.ours_run("ours_adversarial", x, epochs, seed, options, optimizers)
+
     return build
 
 
@@ -83,18 +84,25 @@ def summarize(run):
     """Final metrics, MMD^2 at MARKS, last-epoch discriminator accuracy, s/epoch of one run."""
     epochs = run["epochs"]
     accuracy = run.get("history", {}).get("discriminator_accuracy")
-    return {"test_mse": epochs[-1]["test_mse"], "mmd2": epochs[-1]["mmd2"],
-            "mmd2_at": {e: epochs[e - 1]["mmd2"] for e in MARKS if e <= len(epochs)},
-            "discriminator_accuracy": accuracy[-1] if accuracy else None,
-            "seconds_per_epoch": peers.median([e["seconds"] for e in epochs[1:]] or [epochs[0]["seconds"]])}
+    return {
+        "test_mse": epochs[-1]["test_mse"],
+        "mmd2": epochs[-1]["mmd2"],
+        "mmd2_at": {e: epochs[e - 1]["mmd2"] for e in MARKS if e <= len(epochs)},
+        "discriminator_accuracy": accuracy[-1] if accuracy else None,
+        "seconds_per_epoch": peers.median([e["seconds"] for e in epochs[1:]] or [epochs[0]["seconds"]]),
+    }
 
 
 def git_state():
     """HEAD and the aae_keras files that differ from it (another engineer edits them meanwhile)."""
+
     def git(*args):
         return subprocess.run(["git", *args], cwd=peers.REPO_ROOT, capture_output=True, text=True).stdout.strip()
-    return {"head": git("rev-parse", "--short", "HEAD"),
-            "aae_keras_changed": git("status", "--porcelain", "aae_keras").splitlines()}
+
+    return {
+        "head": git("rev-parse", "--short", "HEAD"),
+        "aae_keras_changed": git("status", "--porcelain", "aae_keras").splitlines(),
+    }
 
 
 def epoch_cell(epochs, i):
@@ -120,24 +128,33 @@ def markdown(results, info, settings):
         "the last epoch. s/epoch: median of the epochs after the first. Reference, not rerun: pythae's "
         f"Adversarial_AE reached MSE {PYTHAE['test_mse']} and MMD^2 {PYTHAE['mmd2']} (results/peers.json).",
         "",
-        "| run | options | test MSE | MMD^2 | " + " | ".join(f"MMD^2 ep {e}" for e in MARKS)
+        "| run | options | test MSE | MMD^2 | "
+        + " | ".join(f"MMD^2 ep {e}" for e in MARKS)
         + " | discriminator accuracy | s/epoch |",
         "| --- | --- | --- | --- |" + " --- |" * len(MARKS) + " --- | --- |",
     ]
     for name, entry in results.items():
         head = f"| {name} | {entry['options']} |"
         if "error" in entry:
-            lines.append(f"{head} failed: {entry['error'].splitlines()[0].replace('|', '/')[:120]} |"
-                         + " |" * (len(MARKS) + 3))
+            lines.append(
+                f"{head} failed: {entry['error'].splitlines()[0].replace('|', '/')[:120]} |" + " |" * (len(MARKS) + 3)
+            )
             continue
         s = entry["summary"]
         marks = " | ".join(f(s["mmd2_at"].get(e), ".4f", "") for e in MARKS)
-        lines.append(f"{head} {s['test_mse']:.4f} | {s['mmd2']:.4f} | {marks} | "
-                     f"{f(s['discriminator_accuracy'], '.3f')} | {s['seconds_per_epoch']:.2f} |")
+        lines.append(
+            f"{head} {s['test_mse']:.4f} | {s['mmd2']:.4f} | {marks} | "
+            f"{f(s['discriminator_accuracy'], '.3f')} | {s['seconds_per_epoch']:.2f} |"
+        )
     done = [name for name, entry in results.items() if "summary" in entry]
     if done:
-        lines += ["", "Per epoch: test MSE / MMD^2", "", "| epoch | " + " | ".join(done) + " |",
-                  "| --- |" + " --- |" * len(done)]
+        lines += [
+            "",
+            "Per epoch: test MSE / MMD^2",
+            "",
+            "| epoch | " + " | ".join(done) + " |",
+            "| --- |" + " --- |" * len(done),
+        ]
         for i in range(max(len(results[n]["epochs"]) for n in done)):
             cells = [epoch_cell(results[name]["epochs"], i) for name in done]
             lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
@@ -149,16 +166,23 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=peers.default_data_dir(), help="Fashion-MNIST IDX directory")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train-size", type=int, default=None, help="training images (default: all 60000)")
-    parser.add_argument("--only", type=peers.names_in(RUNS), default=list(RUNS), help=f"comma-separated, of {','.join(RUNS)}")
+    parser.add_argument(
+        "--only", type=peers.names_in(RUNS), default=list(RUNS), help=f"comma-separated, of {','.join(RUNS)}"
+    )
     parser.add_argument("--out", default=DEFAULT_OUT, help="output path without extension (.md and .json written)")
     args = parser.parse_args(argv)
 
     info = peers.machine_info()
-    info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                pythae=importlib.metadata.version("pythae"))
+    info.update(
+        torch=torch.__version__, torch_threads=torch.get_num_threads(), pythae=importlib.metadata.version("pythae")
+    )
     script = os.path.relpath(os.path.abspath(__file__), peers.REPO_ROOT)
-    settings = {"command": " ".join(["python", script, *(sys.argv[1:] if argv is None else argv)]),
-                "epochs": args.epochs, "git": git_state(), "data_dir": os.path.abspath(args.data_dir)}
+    settings = {
+        "command": " ".join(["python", script, *(sys.argv[1:] if argv is None else argv)]),
+        "epochs": args.epochs,
+        "git": git_state(),
+        "data_dir": os.path.abspath(args.data_dir),
+    }
     dataset = data.load("fashion_mnist", data_dir=args.data_dir)
     x = dataset.x_train[: args.train_size]
     settings["train_size"] = len(x)
@@ -179,8 +203,9 @@ def main(argv=None):
     table = markdown(results, info, settings)
     print("\n" + table)
     out = os.path.splitext(args.out)[0] if args.out.endswith((".md", ".json")) else args.out
-    peers.write_results(out, table, {"machine": info, "settings": settings, "pythae_reference": PYTHAE,
-                                     "results": results})
+    peers.write_results(
+        out, table, {"machine": info, "settings": settings, "pythae_reference": PYTHAE, "results": results}
+    )
     print(f"wrote {out}.md and {out}.json")
     return 0
 

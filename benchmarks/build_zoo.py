@@ -42,11 +42,21 @@ def recipe_names(patterns):
 def build(name, data_dir, logs):
     """`aae-keras zoo build NAME` in a process of its own; (name, return code, seconds)."""
     start = time.perf_counter()
-    command = [sys.executable, "-m", "aae_keras.cli", "zoo", "build", name, "--verbose", "2",
-               *(["--data-dir", str(data_dir)] if data_dir else [])]
+    command = [
+        sys.executable,
+        "-m",
+        "aae_keras.cli",
+        "zoo",
+        "build",
+        name,
+        "--verbose",
+        "2",
+        *(["--data-dir", str(data_dir)] if data_dir else []),
+    ]
     with open(logs / f"{name}.log", "w") as log:
-        code = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
+        code = subprocess.run(
+            command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        ).returncode
     return name, code, time.perf_counter() - start
 
 
@@ -56,8 +66,10 @@ def build_all(names, data_dir, jobs, out):
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         results = list(pool.map(lambda n: build(n, data_dir, logs), names))
     for name, code, seconds in results:
-        print(f"{name}: {'built' if code == 0 else f'FAILED (exit {code}, see logs/{name}.log)'} in {seconds:.0f} s",
-              flush=True)
+        print(
+            f"{name}: {'built' if code == 0 else f'FAILED (exit {code}, see logs/{name}.log)'} in {seconds:.0f} s",
+            flush=True,
+        )
     if out:
         shutil.copy2(ZOO / "manifest.json", Path(out) / "manifest.json")
         for name, code, _ in results:

@@ -26,9 +26,9 @@ import tensorflow as tf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "export"))
 
+from aae_keras import export, files, models, networks, priors  # noqa: E402
 from aae_runtime import Decoder  # noqa: E402
 
-from aae_keras import export, files, models, networks, priors  # noqa: E402
 LATENT = 8
 IMAGE = (28, 28)
 
@@ -96,9 +96,11 @@ def render(report):
     ]
     for row in report["rows"]:
         key = (row["decoder"], row["batch"])
-        lines.append(f"| {row['decoder']} | {row['batch']} | {row['path']} | {1000 * row['seconds']:.3f} | "
-                     f"{row['images_per_second']:.0f} | {times[(*key, 'keras predict')] / row['seconds']:.1f}x | "
-                     f"{row['seconds'] / times[(*key, 'SavedModel')]:.2f}x |")
+        lines.append(
+            f"| {row['decoder']} | {row['batch']} | {row['path']} | {1000 * row['seconds']:.3f} | "
+            f"{row['images_per_second']:.0f} | {times[(*key, 'keras predict')] / row['seconds']:.1f}x | "
+            f"{row['seconds'] / times[(*key, 'SavedModel')]:.2f}x |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -107,8 +109,11 @@ def main():
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "decode.json"))
     parser.add_argument("--render", default=None, metavar="JSON", help="print the table of a saved report and exit")
-    parser.add_argument("--profile", action="store_true",
-                        help="print where a plain onnxruntime session spends its time at batch 256, and exit")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="print where a plain onnxruntime session spends its time at batch 256, and exit",
+    )
     args = parser.parse_args()
     if args.render:
         print(render(json.loads(Path(args.render).read_text())), end="")
@@ -129,11 +134,21 @@ def main():
                 z = np.random.default_rng(0).normal(size=(batch, LATENT)).astype(np.float32)
                 timings = {name: seconds_per_call(f, z, args.calls) for name, f in paths.items()}
                 for name, seconds in timings.items():
-                    rows.append({"decoder": kind, "batch": batch, "path": name, "seconds": seconds,
-                                 "images_per_second": batch / seconds})
+                    rows.append(
+                        {
+                            "decoder": kind,
+                            "batch": batch,
+                            "path": name,
+                            "seconds": seconds,
+                            "images_per_second": batch / seconds,
+                        }
+                    )
                     print(kind, batch, name, f"{1000 * seconds:.3f} ms", flush=True)
-    report = {"calls": args.calls, "machine": f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, "
-              f"onnxruntime {onnxruntime.__version__}", "rows": rows}
+    report = {
+        "calls": args.calls,
+        "machine": f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, onnxruntime {onnxruntime.__version__}",
+        "rows": rows,
+    }
     table = render(report)
     print(table)
     with files.atomic_path(args.out) as tmp:

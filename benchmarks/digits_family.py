@@ -19,10 +19,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import tiny_variant  # noqa: E402
 from test_variants import labeled_part_alone  # noqa: E402
 
 from aae_keras import data, files, metrics  # noqa: E402
+from conftest import tiny_variant  # noqa: E402
 
 
 def run(seed, regularizer, digits, epochs):
@@ -38,7 +38,9 @@ def run(seed, regularizer, digits, epochs):
     assignments = clusters.cluster(digits.x_test)
     return {
         "semi_accuracy": 1 - metrics.classification_error(digits.y_test, semi.classify(digits.x_test)),
-        "labeled_alone_accuracy": float(np.mean(np.argmax(alone.predict(digits.x_test, verbose=0), 1) == digits.y_test)),
+        "labeled_alone_accuracy": float(
+            np.mean(np.argmax(alone.predict(digits.x_test, verbose=0), 1) == digits.y_test)
+        ),
         "semi_seconds": semi_seconds,
         "cluster_accuracy": metrics.cluster_accuracy(digits.y_test, assignments),
         "nmi": metrics.nmi(digits.y_test, assignments),
@@ -56,8 +58,10 @@ def main():
     report = {}
     for regularizer in ("mmd", "adversarial"):
         runs = [run(seed, regularizer, digits, args.epochs) for seed in args.seeds]
-        summary = {key: {"mean": float(np.mean([r[key] for r in runs])), "std": float(np.std([r[key] for r in runs]))}
-                   for key in runs[0]}
+        summary = {
+            key: {"mean": float(np.mean([r[key] for r in runs])), "std": float(np.std([r[key] for r in runs]))}
+            for key in runs[0]
+        }
         report[regularizer] = {"runs": runs, "summary": summary}
         print(regularizer, json.dumps({k: round(v["mean"], 3) for k, v in summary.items()}), flush=True)
     report["seeds"], report["epochs"] = args.seeds, args.epochs

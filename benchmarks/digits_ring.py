@@ -20,9 +20,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import tiny_model  # noqa: E402
-
 from aae_keras import data, metrics, priors, regularizers  # noqa: E402
+from conftest import tiny_model  # noqa: E402
 
 SETTINGS = {"mmd": {"weight": 100.0}, "adversarial": {}}
 

@@ -154,8 +154,14 @@ def fit_epoch(model, x, batch):
 def measure(config, x, args):
     """The timings of one configuration as a dict (with "error" instead if it failed)."""
     spe = args.steps_per_execution if config.multi_step else 1
-    result = {"name": config.name, "model": config.model, "network": config.network,
-              "batch": config.batch, "steps_per_execution": spe, "images": len(x)}
+    result = {
+        "name": config.name,
+        "model": config.model,
+        "network": config.network,
+        "batch": config.batch,
+        "steps_per_execution": spe,
+        "images": len(x),
+    }
     try:
         model = build_model(config, x.shape[1:], args.steps_per_execution)
         result["warmup_s"] = fit_epoch(model, x, config.batch)
@@ -166,8 +172,12 @@ def measure(config, x, args):
         result["traceback"] = traceback.format_exc()
         return result
     median = statistics.median(result["epoch_s"])
-    result.update(median_s=median, min_s=min(result["epoch_s"]), images_per_s=len(x) / median,
-                  per_60k_s=median * EPOCH_IMAGES / len(x))
+    result.update(
+        median_s=median,
+        min_s=min(result["epoch_s"]),
+        images_per_s=len(x) / median,
+        per_60k_s=median * EPOCH_IMAGES / len(x),
+    )
     result.update(judge(config.name, result["per_60k_s"]))
     return result
 
@@ -192,12 +202,11 @@ def host_check_seconds(x):
 def markdown(results, meta):
     """The results as a markdown table with a short header."""
     lines = [
-        f"# GPU benchmark: {meta['device']} (Keras {meta['versions'].get('keras')}, "
-        f"backend {meta['keras_backend']})",
+        f"# GPU benchmark: {meta['device']} (Keras {meta['versions'].get('keras')}, backend {meta['keras_backend']})",
         "",
         f"Median of {meta['settings']['repeats']} `fit` epochs of {meta['settings']['images']} "
         f"{'synthetic' if meta['settings']['synthetic'] else 'Fashion-MNIST'} images after one "
-        "warm-up epoch; latent 8, N(0, I) prior. \"s/60k\" scales to a 60000-image epoch; the "
+        'warm-up epoch; latent 8, N(0, I) prior. "s/60k" scales to a 60000-image epoch; the '
         "targets apply to it.",
         "",
         "| configuration | batch | steps_per_execution | s/epoch | images/s | s/60k | expected | status |",
@@ -210,8 +219,10 @@ def markdown(results, meta):
             lines.append(f"{head} error: {error} | | | | |")
             continue
         status = "" if "met" not in r else ("met" if r["met"] else "missed")
-        lines.append(f"{head} {r['median_s']:.3f} | {r['images_per_s']:,.0f} | {r['per_60k_s']:.3f} | "
-                     f"{r.get('expected', '')} | {status} |")
+        lines.append(
+            f"{head} {r['median_s']:.3f} | {r['images_per_s']:,.0f} | {r['per_60k_s']:.3f} | "
+            f"{r.get('expected', '')} | {status} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -243,9 +254,15 @@ def metadata(args, x):
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "env": {k: os.environ[k] for k in ("KERAS_BACKEND", "JAX_PLATFORMS", "XLA_FLAGS") if k in os.environ},
-        "settings": {"repeats": args.repeats, "images": len(x), "synthetic": args.synthetic,
-                     "steps_per_execution": args.steps_per_execution, "latent": LATENT,
-                     "data_dir": args.data_dir, "only": args.only},
+        "settings": {
+            "repeats": args.repeats,
+            "images": len(x),
+            "synthetic": args.synthetic,
+            "steps_per_execution": args.steps_per_execution,
+            "latent": LATENT,
+            "data_dir": args.data_dir,
+            "only": args.only,
+        },
         "host_check_s": host_check_seconds(x),
         "targets": {name: f"{c} {s}" for name, (c, s) in TARGETS.items()},
     }
@@ -276,12 +293,23 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", help="directory with the Fashion-MNIST IDX .gz files")
     parser.add_argument("--out", help="output directory for gpu.json and gpu.md (default: a temp dir)")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per configuration (median)")
-    parser.add_argument("--epochs-images", type=int, default=None, metavar="N",
-                        help="use only the first N training images (default: all 60000)")
-    parser.add_argument("--steps-per-execution", type=int, default=50, metavar="K",
-                        help="steps_per_execution of the *_spe configurations")
-    parser.add_argument("--only", nargs="+", choices=names, metavar="NAME",
-                        help=f"run only these configurations: {', '.join(names)}")
+    parser.add_argument(
+        "--epochs-images",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use only the first N training images (default: all 60000)",
+    )
+    parser.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=50,
+        metavar="K",
+        help="steps_per_execution of the *_spe configurations",
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=names, metavar="NAME", help=f"run only these configurations: {', '.join(names)}"
+    )
     parser.add_argument("--synthetic", action="store_true", help="random images instead of Fashion-MNIST")
     args = parser.parse_args(argv)
     if not args.synthetic and not args.data_dir:
@@ -298,8 +326,11 @@ def main(argv=None):
     os.makedirs(out, exist_ok=True)
     x = load_images(args)
     meta = metadata(args, x)
-    print(f"backend {meta['keras_backend']}, device {meta['device']}, {len(x)} images, "
-          f"host check {meta['host_check_s']:.3f} s per fit call", flush=True)
+    print(
+        f"backend {meta['keras_backend']}, device {meta['device']}, {len(x)} images, "
+        f"host check {meta['host_check_s']:.3f} s per fit call",
+        flush=True,
+    )
     results = []
     for config in configurations():
         if args.only and config.name not in args.only:
@@ -308,8 +339,9 @@ def main(argv=None):
         result = measure(config, x, args)
         results.append(result)
         write(out, meta, results)
-        summary = result.get("error") or (f"warm-up {result['warmup_s']:.2f} s, epochs "
-                                          f"{', '.join(f'{t:.3f}' for t in result['epoch_s'])} s")
+        summary = result.get("error") or (
+            f"warm-up {result['warmup_s']:.2f} s, epochs {', '.join(f'{t:.3f}' for t in result['epoch_s'])} s"
+        )
         print(f"{config.name}: {summary}", flush=True)
     print(markdown(results, meta), flush=True)
     print(f"wrote {os.path.join(out, 'gpu.json')} and gpu.md", flush=True)

@@ -71,8 +71,14 @@ def labeled_only(dataset, labels, _, seed, args):
     pool = len(dataset.y_train) - held_out  # as the recipes draw them
     y = data.keep_labels(dataset.y_train[:pool], int(labels), seed=seed)
     keras.utils.set_random_seed(seed)
-    classifier = keras.Sequential([keras.Input(dataset.image_shape), keras.layers.Flatten(),
-                                   *(keras.layers.Dense(h, activation="relu") for h in hidden), keras.layers.Dense(10)])
+    classifier = keras.Sequential(
+        [
+            keras.Input(dataset.image_shape),
+            keras.layers.Flatten(),
+            *(keras.layers.Dense(h, activation="relu") for h in hidden),
+            keras.layers.Dense(10),
+        ]
+    )
     classifier.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     labeled = y >= 0
     classifier.fit(dataset.x_train[:pool][labeled], y[labeled], epochs=LABELED_EPOCHS, batch_size=32, verbose=0)
@@ -82,15 +88,23 @@ def labeled_only(dataset, labels, _, seed, args):
 
 def clustering(dataset, clusters, regularizer, seed, args):
     """Test clustering error (%) with `clusters` clusters, majority-label mapping."""
-    model = _fit(models.ClusteringAutoencoder, priors.gaussian(5), int(clusters), dataset, None, regularizer, seed, args)
+    model = _fit(
+        models.ClusteringAutoencoder, priors.gaussian(5), int(clusters), dataset, None, regularizer, seed, args
+    )
     assignments = model.cluster(dataset.x_test)
     return 100.0 * (1.0 - metrics.cluster_accuracy(dataset.y_test, assignments, mapping="majority"))
 
 
 def parzen(dataset, _, regularizer, seed, args):
     """Mean test log-likelihood (nats) under a Parzen window on 10K decoded prior samples."""
-    train = data.Dataset(dataset.x_train[:-VALIDATION], dataset.y_train[:-VALIDATION], dataset.x_test,
-                         dataset.y_test, dataset.name, dataset.num_classes)
+    train = data.Dataset(
+        dataset.x_train[:-VALIDATION],
+        dataset.y_train[:-VALIDATION],
+        dataset.x_test,
+        dataset.y_test,
+        dataset.name,
+        dataset.num_classes,
+    )
     prior = priors.gaussian(8)
     keras.utils.set_random_seed(seed)
     encoder, decoder, discriminator = networks.build("mlp", dataset.image_shape, 8, hidden=args.hidden)
@@ -105,12 +119,22 @@ def parzen(dataset, _, regularizer, seed, args):
     return result["mean"]
 
 
-EXPERIMENTS = {"semi": (semi, ("100", "1000", "all")), "labeled_only": (labeled_only, ("100", "1000")),
-               "clustering": (clustering, ("16", "30")), "parzen": (parzen, ("",))}
+EXPERIMENTS = {
+    "semi": (semi, ("100", "1000", "all")),
+    "labeled_only": (labeled_only, ("100", "1000")),
+    "clustering": (clustering, ("16", "30")),
+    "parzen": (parzen, ("",)),
+}
 UNREGULARIZED = ("labeled_only",)  # no latent regularizer: one run per seed, shown in both columns
 LABELED_EPOCHS = 200
-RECIPE_TASKS = {"semi/100": "semisup100", "semi/1000": "semisup1000", "semi/all": "semisup1000",
-                "clustering/16": "cluster16", "clustering/30": "cluster30", "parzen": "gauss8"}
+RECIPE_TASKS = {
+    "semi/100": "semisup100",
+    "semi/1000": "semisup1000",
+    "semi/all": "semisup1000",
+    "clustering/16": "cluster16",
+    "clustering/30": "cluster30",
+    "parzen": "gauss8",
+}
 
 
 def recipe_name(key, regularizer, dataset):
@@ -127,7 +151,7 @@ def recipe_argv(key, regularizer, seed, args):
     --epochs N caps the run, a smoke test)."""
     argv = list(recipes.load_recipe(recipe_name(key, regularizer, args.dataset))["train"])
     if key == "semi/all":
-        del argv[argv.index("--labels"):argv.index("--labels") + 2]
+        del argv[argv.index("--labels") : argv.index("--labels") + 2]
     argv[argv.index("--seed") + 1] = str(seed)
     cap = ["--epochs", str(args.epochs), "--min-epochs", "0"] if args.epochs else []
     return [*argv, *cap]
@@ -149,7 +173,10 @@ def from_recipe(key, regularizer, seed, args):
     if args.runs_dir:
         out = Path(args.runs_dir) / f"{recipe_name(key, regularizer, args.dataset)}_s{seed}"
         if (out / "metrics.json").exists():
-            model, results = keras.saving.load_model(out / "model.keras"), json.loads((out / "metrics.json").read_text())
+            model, results = (
+                keras.saving.load_model(out / "model.keras"),
+                json.loads((out / "metrics.json").read_text()),
+            )
         else:
             run = runs.train(dataclasses.replace(settings, out=str(out)))
             model, results = run.model, run.results
@@ -160,9 +187,11 @@ def from_recipe(key, regularizer, seed, args):
     if key.startswith("semi"):
         value = 100.0 * metrics.classification_error(dataset.y_test, model.classify(dataset.x_test))
     elif key.startswith("clustering"):
-        value = 100.0 * (1.0 - metrics.cluster_accuracy(dataset.y_test, model.cluster(dataset.x_test), mapping="majority"))
+        value = 100.0 * (
+            1.0 - metrics.cluster_accuracy(dataset.y_test, model.cluster(dataset.x_test), mapping="majority")
+        )
     else:
-        bandwidth_images = dataset.x_train[-(settings.validation or VALIDATION):]
+        bandwidth_images = dataset.x_train[-(settings.validation or VALIDATION) :]
         samples = model.sample(PARZEN_SAMPLES, seed=(seed, 99))
         value = metrics.parzen_evaluate(dataset.x_test, bandwidth_images, samples)["mean"]
     return value, results["epochs"], results["fit_seconds"]
@@ -170,8 +199,16 @@ def from_recipe(key, regularizer, seed, args):
 
 def _fit(cls, prior, count, dataset, y, regularizer, seed, args):
     keras.utils.set_random_seed(seed)
-    model = cls.create(dataset.image_shape, prior, count, hidden=args.hidden, regularizer=regularizer,
-                       weight=args.weight, discriminator_hidden=args.hidden, seed=seed)
+    model = cls.create(
+        dataset.image_shape,
+        prior,
+        count,
+        hidden=args.hidden,
+        regularizer=regularizer,
+        weight=args.weight,
+        discriminator_hidden=args.hidden,
+        seed=seed,
+    )
     model.compile()
     model.fit(dataset.x_train, y, epochs=args.epochs, batch_size=100, verbose=0)
     return model
@@ -181,12 +218,20 @@ def run(args, save=lambda report: None):
     """The report of every cell of `args`; `save(report)` gets the report so far after every run."""
     dataset = data.load(args.dataset, data_dir=args.data_dir)
     rows = []
-    report = {"dataset": dataset.name, "epochs": args.epochs, "hidden": list(args.hidden), "weight": args.weight,
-              "seeds": args.seeds, "from_recipes": bool(args.from_recipes), "hardware": runs.hardware(), "rows": rows}
+    report = {
+        "dataset": dataset.name,
+        "epochs": args.epochs,
+        "hidden": list(args.hidden),
+        "weight": args.weight,
+        "seeds": args.seeds,
+        "from_recipes": bool(args.from_recipes),
+        "hardware": runs.hardware(),
+        "rows": rows,
+    }
     for name in args.experiments:
         function, settings = EXPERIMENTS[name]
         for setting in settings:
-            for regularizer in (["none"] if name in UNREGULARIZED else args.regularizers):
+            for regularizer in ["none"] if name in UNREGULARIZED else args.regularizers:
                 key = f"{name}/{setting}" if setting else name
                 row = {"experiment": key, "regularizer": regularizer, "values": [], "seconds": [], "epochs": []}
                 if args.from_recipes and name not in UNREGULARIZED:
@@ -207,29 +252,45 @@ def run(args, save=lambda report: None):
                     row["seconds"].append(took)
                     row["mean"] = statistics.fmean(row["values"])
                     row["std"] = statistics.stdev(row["values"]) if len(row["values"]) > 1 else 0.0
-                    print(f"{name} {setting} {regularizer} seed {seed}: {value:.3f} ({took:.0f} s, "
-                          f"{trained} epochs)", flush=True)
+                    print(
+                        f"{name} {setting} {regularizer} seed {seed}: {value:.3f} ({took:.0f} s, {trained} epochs)",
+                        flush=True,
+                    )
                     save(report)
     return report
 
 
 def render(report):
     """A markdown table of a report, next to the paper's MNIST figures."""
-    units = {"semi": "error %", "labeled_only": "error % (labeled images alone)", "clustering": "error %",
-             "parzen": "log-likelihood (nats)"}
+    units = {
+        "semi": "error %",
+        "labeled_only": "error % (labeled images alone)",
+        "clustering": "error %",
+        "parzen": "log-likelihood (nats)",
+    }
     trained = [e for row in report["rows"] if row["regularizer"] != "none" for e in row.get("epochs", [])]
     if report.get("from_recipes"):
-        budget = "MLP 1000-1000" + (f", the zoo's recipes ({min(trained)}-{max(trained)} epochs"
-                                    f"{', capped at ' + str(report['epochs']) if report['epochs'] else ''})"
-                                    if trained else "")
+        budget = "MLP 1000-1000" + (
+            f", the zoo's recipes ({min(trained)}-{max(trained)} epochs"
+            f"{', capped at ' + str(report['epochs']) if report['epochs'] else ''})"
+            if trained
+            else ""
+        )
     else:
         budget = f"MLP {tuple(report['hidden'])}, {report['epochs']} epochs"
-    alone = (f" labeled_only: the semi-supervised model's classifier network alone, Adam 1e-3, batch 32, "
-             f"{LABELED_EPOCHS} epochs." if any(row["regularizer"] == "none" for row in report["rows"]) else "")
+    alone = (
+        f" labeled_only: the semi-supervised model's classifier network alone, Adam 1e-3, batch 32, "
+        f"{LABELED_EPOCHS} epochs."
+        if any(row["regularizer"] == "none" for row in report["rows"])
+        else ""
+    )
     hardware = report.get("hardware")
     lines = [
-        (f"Dataset {report['dataset']}, {budget}, batch 100, MMD weight {report['weight']}, seeds {report['seeds']}"
-         + (f", {hardware['backend']} on {hardware['device']}." if hardware else ".") + alone),
+        (
+            f"Dataset {report['dataset']}, {budget}, batch 100, MMD weight {report['weight']}, seeds {report['seeds']}"
+            + (f", {hardware['backend']} on {hardware['device']}." if hardware else ".")
+            + alone
+        ),
         "",
         "| experiment | measure | closed-form MMD | adversarial | paper (AAE, MNIST) | s per run (MMD / adv.) |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -237,17 +298,30 @@ def render(report):
     by_key = {}
     for row in report["rows"]:
         by_key.setdefault(row["experiment"], {})[row["regularizer"]] = row
-    for key, runs in by_key.items():
-        if "none" in runs:  # no regularizer: the same figure serves both columns
-            runs = {"mmd": runs["none"], "adversarial": runs["none"]}
-        cells = [f"{runs[r]['mean']:.2f} +- {runs[r]['std']:.2f} (n={len(runs[r]['values'])})" if r in runs else ""
-                 for r in ("mmd", "adversarial")]
-        times = " / ".join(f"{statistics.fmean(runs[r]['seconds']):.0f}" for r in ("mmd", "adversarial") if r in runs)
+    for key, cell in by_key.items():
+        if "none" in cell:  # no regularizer: the same figure serves both columns
+            cell = {"mmd": cell["none"], "adversarial": cell["none"]}
+        cells = [
+            f"{cell[r]['mean']:.2f} +- {cell[r]['std']:.2f} (n={len(cell[r]['values'])})" if r in cell else ""
+            for r in ("mmd", "adversarial")
+        ]
+        times = " / ".join(f"{statistics.fmean(cell[r]['seconds']):.0f}" for r in ("mmd", "adversarial") if r in cell)
         paper = PAPER_MNIST.get(key, "") if report["dataset"] == "mnist" else ""
         lines.append(f"| {key} | {units[key.split('/')[0]]} | {cells[0]} | {cells[1]} | {paper} | {times} |")
-    commands = [f"- {row['experiment']}, {row['regularizer']}: `{row['command']}`" for row in report["rows"] if "command" in row]
-    return "\n".join(lines + (["", "Each run (SEED: the seed of the label subset and the initialisation):", *commands]
-                              if commands else [])) + "\n"
+    commands = [
+        f"- {row['experiment']}, {row['regularizer']}: `{row['command']}`" for row in report["rows"] if "command" in row
+    ]
+    return (
+        "\n".join(
+            lines
+            + (
+                ["", "Each run (SEED: the seed of the label subset and the initialisation):", *commands]
+                if commands
+                else []
+            )
+        )
+        + "\n"
+    )
 
 
 def main(argv=None):
@@ -256,13 +330,23 @@ def main(argv=None):
     parser.add_argument("--regularizers", nargs="+", choices=("mmd", "adversarial"), default=["mmd", "adversarial"])
     parser.add_argument("--dataset", default="fashion_mnist", choices=("fashion_mnist", "mnist"))
     parser.add_argument("--data-dir", default=None, help=f"IDX files (default for fashion_mnist: {DEFAULT_DATA})")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="epochs per run (default 10; with --from-recipes: the recipe's early stopping)")
-    parser.add_argument("--from-recipes", action="store_true",
-                        help="train each run from the zoo's paper-budget recipe of its cell (--hidden, --weight unused)")
-    parser.add_argument("--runs-dir", default=None,
-                        help="with --from-recipes: train each run as `aae-keras train` into a folder here, so that "
-                        "the script resumes where it was stopped (a finished run is measured, not trained, again)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per run (default 10; with --from-recipes: the recipe's early stopping)",
+    )
+    parser.add_argument(
+        "--from-recipes",
+        action="store_true",
+        help="train each run from the zoo's paper-budget recipe of its cell (--hidden, --weight unused)",
+    )
+    parser.add_argument(
+        "--runs-dir",
+        default=None,
+        help="with --from-recipes: train each run as `aae-keras train` into a folder here, so that "
+        "the script resumes where it was stopped (a finished run is measured, not trained, again)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--hidden", type=lambda t: tuple(int(v) for v in t.split(",")), default=networks.PAPER_HIDDEN)
     parser.add_argument("--weight", type=float, default=100.0, help="MMD weight")
@@ -282,7 +366,10 @@ def main(argv=None):
     def save(report):
         if args.out:
             table = render(report)
-            for path, text in ((args.out, json.dumps(report, indent=2) + "\n"), (str(Path(args.out).with_suffix(".md")), table)):
+            for path, text in (
+                (args.out, json.dumps(report, indent=2) + "\n"),
+                (str(Path(args.out).with_suffix(".md")), table),
+            ):
                 with files.atomic_path(path) as tmp:
                     Path(tmp).write_text(text)
 

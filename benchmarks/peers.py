@@ -64,11 +64,6 @@ import traceback
 os.environ.setdefault("TQDM_DISABLE", "1")  # pythae's progress bars; tqdm reads it on import
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from step_time import (  # noqa: E402  (first: sets TensorFlow's log level)
-    BATCH, DEFAULT_OUT, REPO_ROOT, PlainAutoencoder, cpu_counters, default_data_dir, foreign_cores, machine_info,
-    own_cores, short_error, write_results,
-)
-
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -77,9 +72,25 @@ from pythae.models import WAE_MMD, Adversarial_AE, Adversarial_AE_Config, WAE_MM
 from pythae.models.base.base_utils import ModelOutput  # noqa: E402
 from pythae.models.nn import BaseDecoder, BaseDiscriminator, BaseEncoder  # noqa: E402
 from pythae.trainers import (  # noqa: E402
-    AdversarialTrainer, AdversarialTrainerConfig, BaseTrainer, BaseTrainerConfig,
+    AdversarialTrainer,
+    AdversarialTrainerConfig,
+    BaseTrainer,
+    BaseTrainerConfig,
 )
 from pythae.trainers.training_callbacks import TrainingCallback  # noqa: E402
+from step_time import (  # noqa: E402  (first: sets TensorFlow's log level)
+    BATCH,
+    DEFAULT_OUT,
+    REPO_ROOT,
+    PlainAutoencoder,
+    cpu_counters,
+    default_data_dir,
+    foreign_cores,
+    machine_info,
+    own_cores,
+    short_error,
+    write_results,
+)
 from torch import nn  # noqa: E402
 
 from aae_keras import data, models, networks, priors  # noqa: E402
@@ -144,10 +155,19 @@ class Clock:
         mse, mmd2 = self.evaluate()
         self.eval_seconds += time.perf_counter() - start
         other = foreign_cores(self._counters, counters, seconds)
-        self.epochs.append({"seconds": seconds, "test_mse": mse, "mmd2": mmd2, "other_cores": other,
-                            "own_cores": own_cores(self._counters, counters, seconds)})
-        self.log(f"  {self.name} epoch {len(self.epochs)}/{self.total}: {seconds:.2f} s, MSE {mse:.4f}, "
-                 f"MMD^2 {mmd2:.4f} (other processes {'?' if other is None else f'{other:.2f}'} cores)")
+        self.epochs.append(
+            {
+                "seconds": seconds,
+                "test_mse": mse,
+                "mmd2": mmd2,
+                "other_cores": other,
+                "own_cores": own_cores(self._counters, counters, seconds),
+            }
+        )
+        self.log(
+            f"  {self.name} epoch {len(self.epochs)}/{self.total}: {seconds:.2f} s, MSE {mse:.4f}, "
+            f"MMD^2 {mmd2:.4f} (other processes {'?' if other is None else f'{other:.2f}'} cores)"
+        )
 
 
 class KerasClock(keras.callbacks.Callback):
@@ -218,6 +238,7 @@ class TorchDiscriminator(BaseDiscriminator):
 
 def torch_numpy(network, key):
     """numpy -> numpy: `network(x)[key]` under torch.no_grad() in eval mode."""
+
     def apply(a):
         was_training = network.training
         network.eval()
@@ -225,6 +246,7 @@ def torch_numpy(network, key):
             out = network(torch.from_numpy(np.ascontiguousarray(a, np.float32)))[key].numpy()
         network.train(was_training)
         return out.reshape(len(a), -1)
+
     return apply
 
 
@@ -245,8 +267,9 @@ def pythae_run(name, x, epochs, seed):
 
     def train(clock):
         with tempfile.TemporaryDirectory(prefix="peers_pythae_") as tmp:
-            config = config_cls(output_dir=tmp, per_device_train_batch_size=BATCH, num_epochs=epochs, seed=seed,
-                                **rates)
+            config = config_cls(
+                output_dir=tmp, per_device_train_batch_size=BATCH, num_epochs=epochs, seed=seed, **rates
+            )
             trainer_cls(model, dataset, training_config=config, callbacks=[PythaeClock(clock)]).train()
 
     return torch_numpy(model.encoder, "embedding"), torch_numpy(model.decoder, "reconstruction"), train, {}
@@ -280,8 +303,9 @@ def ours_run(name, x, epochs, seed, options=None, optimizers=None):
         model = models.MMDAutoencoder(encoder, decoder, prior, reconstruction="mse", weight=10.0, seed=seed)
     else:
         options.setdefault("schedule", "joint" if name == "ours_adversarial_joint" else "paper")
-        model = models.AdversarialAutoencoder(encoder, decoder, discriminator, prior, reconstruction="mse",
-                                              seed=seed, **options)
+        model = models.AdversarialAutoencoder(
+            encoder, decoder, discriminator, prior, reconstruction="mse", seed=seed, **options
+        )
         compile_args["discriminator_optimizer"] = keras.optimizers.Adam(LR)
         if model.schedule == "paper":
             compile_args["generator_optimizer"] = keras.optimizers.Adam(LR)
@@ -289,8 +313,9 @@ def ours_run(name, x, epochs, seed, options=None, optimizers=None):
 
     def train(clock):
         """Fits; returns the fit history (per-epoch logs)."""
-        return model.fit(x, epochs=epochs, batch_size=BATCH, shuffle=True, verbose=0,
-                         callbacks=[KerasClock(clock)]).history
+        return model.fit(
+            x, epochs=epochs, batch_size=BATCH, shuffle=True, verbose=0, callbacks=[KerasClock(clock)]
+        ).history
 
     return model.encode, model.decode, train, {"jit_compile": bool(model.jit_compile)}
 
@@ -305,8 +330,14 @@ def run_one(name, x, epochs, seed, quality, log, build=None):
     before, start = cpu_counters(), time.perf_counter()
     history = train(clock)
     wall = time.perf_counter() - start
-    run = {"seed": seed, **details, "epochs": clock.epochs, "seconds": wall - clock.eval_seconds,
-           "eval_seconds": clock.eval_seconds, "other_cores": foreign_cores(before, cpu_counters(), wall)}
+    run = {
+        "seed": seed,
+        **details,
+        "epochs": clock.epochs,
+        "seconds": wall - clock.eval_seconds,
+        "eval_seconds": clock.eval_seconds,
+        "other_cores": foreign_cores(before, cpu_counters(), wall),
+    }
     if history:
         run["history"] = {key: [float(v) for v in values] for key, values in history.items()}
     return run
@@ -339,11 +370,13 @@ def summarize(results):
         entry["total_seconds"] = median([r["seconds"] for r in runs])
         entry["test_mse"] = median([r["epochs"][-1]["test_mse"] for r in runs])
         entry["mmd2"] = median([r["epochs"][-1]["mmd2"] for r in runs])
-        entry["other_cores_max"] = max((e["other_cores"] for r in runs for e in r["epochs"]
-                                        if e["other_cores"] is not None), default=None)
+        entry["other_cores_max"] = max(
+            (e["other_cores"] for r in runs for e in r["epochs"] if e["other_cores"] is not None), default=None
+        )
         keys = ("seconds", "test_mse", "mmd2")
-        entry["history"] = [{key: median([r["epochs"][i][key] for r in runs]) for key in keys}
-                            for i in range(len(runs[0]["epochs"]))]
+        entry["history"] = [
+            {key: median([r["epochs"][i][key] for r in runs]) for key in keys} for i in range(len(runs[0]["epochs"]))
+        ]
     for name, entry in results.items():
         peer = results.get(entry["peer"], {})
         if "test_mse" not in entry or "test_mse" not in peer:
@@ -420,8 +453,13 @@ def markdown(results, ratios, info, settings):
     lines += [""] + [f"- s/epoch {key}: {_fmt(value, '.2f')}x" for key, value in ratios.items()]
     done = [name for name, entry in results.items() if "history" in entry]
     if done:
-        lines += ["", "Per epoch (median over repeats): seconds, test MSE, MMD^2", "",
-                  "| epoch | " + " | ".join(done) + " |", "| --- |" + " --- |" * len(done)]
+        lines += [
+            "",
+            "Per epoch (median over repeats): seconds, test MSE, MMD^2",
+            "",
+            "| epoch | " + " | ".join(done) + " |",
+            "| --- |" + " --- |" * len(done),
+        ]
         for i in range(max(len(results[name]["history"]) for name in done)):
             lines.append(f"| {i + 1} | " + " | ".join(_history_cell(results[name], i) for name in done) + " |")
     failures = [(name, r) for name, entry in results.items() for r in entry["runs"] if "error" in r]
@@ -435,6 +473,7 @@ def markdown(results, ratios, info, settings):
 # -------------------------------------------------------------------------------- main
 def names_in(known):
     """An argparse type: comma-separated run names, each one of `known`."""
+
     def parse(text):
         names = [name.strip() for name in text.split(",") if name.strip()]
         unknown = [name for name in names if name not in known]
@@ -447,14 +486,21 @@ def names_in(known):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=default_data_dir(),
-                        help="Fashion-MNIST IDX directory (default: $AAE_KERAS_FASHION_MNIST_DIR "
-                             "or ../shared/data/fashion-mnist next to the repository)")
+    parser.add_argument(
+        "--data-dir",
+        default=default_data_dir(),
+        help="Fashion-MNIST IDX directory (default: $AAE_KERAS_FASHION_MNIST_DIR "
+        "or ../shared/data/fashion-mnist next to the repository)",
+    )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train-size", type=int, default=None, help="training images (default: all 60000)")
     parser.add_argument("--repeats", type=int, default=1, help="cycles over the runs; medians reported")
-    parser.add_argument("--only", type=names_in(RUNS), default=list(RUNS),
-                        help=f"comma-separated runs, of {','.join(RUNS)} (default: all)")
+    parser.add_argument(
+        "--only",
+        type=names_in(RUNS),
+        default=list(RUNS),
+        help=f"comma-separated runs, of {','.join(RUNS)} (default: all)",
+    )
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
     return parser.parse_args(argv)
 
@@ -466,12 +512,15 @@ def main(argv=None):
         print(message, flush=True)
 
     info = machine_info()
-    info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                pythae=importlib.metadata.version("pythae"))
+    info.update(
+        torch=torch.__version__, torch_threads=torch.get_num_threads(), pythae=importlib.metadata.version("pythae")
+    )
     script = os.path.relpath(os.path.abspath(__file__), REPO_ROOT)
     command = " ".join(["python", script, *(sys.argv[1:] if argv is None else argv)])
-    log(f"{info['cpu_model']}, {info['cpu_count']} cores, TF {info['tensorflow']}, torch {info['torch']}, "
-        f"pythae {info['pythae']}, load {info['loadavg_at_start'][0]:.2f}")
+    log(
+        f"{info['cpu_model']}, {info['cpu_count']} cores, TF {info['tensorflow']}, torch {info['torch']}, "
+        f"pythae {info['pythae']}, load {info['loadavg_at_start'][0]:.2f}"
+    )
     dataset = data.load("fashion_mnist", data_dir=args.data_dir)
     x = dataset.x_train[: args.train_size]
     quality = Quality(dataset.x_test)
@@ -488,15 +537,28 @@ def main(argv=None):
             results[name]["runs"].append(run)
     ratios = summarize(results)
     info["loadavg_at_end"] = list(os.getloadavg())
-    settings = {"command": command, "epochs": args.epochs, "train_size": len(x), "repeats": args.repeats,
-                "batch": BATCH, "learning_rate": LR, "latent": LATENT, "hidden": list(HIDDEN),
-                "eval_size": EVAL_SIZE, "prior_seed": PRIOR_SEED, "runs": names,
-                "data_dir": os.path.abspath(args.data_dir)}
+    settings = {
+        "command": command,
+        "epochs": args.epochs,
+        "train_size": len(x),
+        "repeats": args.repeats,
+        "batch": BATCH,
+        "learning_rate": LR,
+        "latent": LATENT,
+        "hidden": list(HIDDEN),
+        "eval_size": EVAL_SIZE,
+        "prior_seed": PRIOR_SEED,
+        "runs": names,
+        "data_dir": os.path.abspath(args.data_dir),
+    }
     table = markdown(results, ratios, info, settings)
     print()
     print(table)
-    write_results(os.path.join(args.out, "peers"), table,
-                  {"machine": info, "settings": settings, "ratios": ratios, "results": results})
+    write_results(
+        os.path.join(args.out, "peers"),
+        table,
+        {"machine": info, "settings": settings, "ratios": ratios, "results": results},
+    )
     log(f"wrote {os.path.join(args.out, 'peers.md')} and peers.json")
     return 0
 

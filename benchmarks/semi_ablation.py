@@ -17,7 +17,6 @@ import sys
 import time
 
 import keras
-import numpy as np
 
 from aae_keras import data, files, matchers, metrics, models, priors, regularizers
 
@@ -28,8 +27,10 @@ def optimizers(regularizer, rate, classifier=None, adversarial_beta=0.5):
     """compile() keywords: every phase at `rate` (the classifier at `classifier`, default `rate`)."""
     given = {"optimizer": ADAM(rate), "classifier_optimizer": ADAM(classifier or rate)}
     if regularizer == "adversarial":
-        given.update(discriminator_optimizer=ADAM(rate, beta_1=adversarial_beta),
-                     generator_optimizer=ADAM(rate, beta_1=adversarial_beta))
+        given.update(
+            discriminator_optimizer=ADAM(rate, beta_1=adversarial_beta),
+            generator_optimizer=ADAM(rate, beta_1=adversarial_beta),
+        )
     return given
 
 
@@ -63,9 +64,13 @@ class SplitBatches(models.SemiSupervisedAutoencoder):
 
         groups = self._optimizer_groups()
         step = self.optimizer.iterations
-        logs.update(backend.phase(lambda: self._classification_terms(
-            self._parts(x[100:], training=True, seed=self._seed(step, 4)), tail),
-            groups["classifier_optimizer"], self.classifier_optimizer))
+        logs.update(
+            backend.phase(
+                lambda: self._classification_terms(self._parts(x[100:], training=True, seed=self._seed(step, 4)), tail),
+                groups["classifier_optimizer"],
+                self.classifier_optimizer,
+            )
+        )
         return logs
 
 
@@ -83,7 +88,10 @@ CONFIGS = {
     "split_noise0.3": ({"cls": SplitBatches}, lambda reg: {}),
     "lr1e-4_y0.5": ({"cls": class_kernel(0.5, 1.0)}, lambda reg: optimizers(reg, 1e-4)),
     "lr1e-4_y0.5x10": ({"cls": class_kernel(0.5, 10.0)}, lambda reg: optimizers(reg, 1e-4)),
-    "lr1e-4_noise0.3_y0.5x10": ({"cls": class_kernel(0.5, 10.0), "input_noise": 0.3}, lambda reg: optimizers(reg, 1e-4)),
+    "lr1e-4_noise0.3_y0.5x10": (
+        {"cls": class_kernel(0.5, 10.0), "input_noise": 0.3},
+        lambda reg: optimizers(reg, 1e-4),
+    ),
     "defaults": ({}, lambda reg: {}),  # whatever the library's defaults are now
 }
 
@@ -107,8 +115,14 @@ def run(name, regularizer, x, y, x_test, y_test, args):
             print(f"{name}/{regularizer} epoch {epoch + 1}: {errors[-1]:.2f} % ({shown})", flush=True)
 
     model.fit(x, y, epochs=args.epochs, batch_size=100, verbose=0, callbacks=[Record()])
-    return {"config": name, "regularizer": regularizer, "seed": args.seed, "weight": args.weight, "test_error": errors,
-            "seconds": time.perf_counter() - start}
+    return {
+        "config": name,
+        "regularizer": regularizer,
+        "seed": args.seed,
+        "weight": args.weight,
+        "test_error": errors,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def main(argv=None):

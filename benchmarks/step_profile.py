@@ -87,7 +87,9 @@ def profile(latent, xla, x, steps, repeats, log):
         built[kind] = model
         best, median = fit_per_step(model)
         rows[f"{kind}: model.fit per step"] = {"best_ms": best * 1e3, "median_ms": median * 1e3}
-        log(f"  d={latent} xla={xla!s:<5} {kind + ': model.fit per step':<44} best {best * 1e3:7.2f} ms  median {median * 1e3:7.2f} ms")
+        log(
+            f"  d={latent} xla={xla!s:<5} {kind + ': model.fit per step':<44} best {best * 1e3:7.2f} ms  median {median * 1e3:7.2f} ms"
+        )
         step = tf.function(model.train_step, jit_compile=xla)
         record(f"{kind}: train_step (tf.function)", lambda step=step: step(xb))
 
@@ -153,14 +155,18 @@ def profile(latent, xla, x, steps, repeats, log):
     def phase_discriminator(x):
         step = aae.optimizer.iterations
         parts = aae._parts(x, training=True, seed=aae._seed(step, 8))
-        return phase(lambda: aae._discriminator_terms(parts, no_labels, step, 0), groups["discriminator_optimizer"],
-                     aae.discriminator_optimizer)
+        return phase(
+            lambda: aae._discriminator_terms(parts, no_labels, step, 0),
+            groups["discriminator_optimizer"],
+            aae.discriminator_optimizer,
+        )
 
     @tf.function(jit_compile=xla)
     def phase_generator(x):
         step = aae.optimizer.iterations
-        return phase(lambda: aae._generator_terms(x, no_labels, step), groups["generator_optimizer"],
-                     aae.generator_optimizer)
+        return phase(
+            lambda: aae._generator_terms(x, no_labels, step), groups["generator_optimizer"], aae.generator_optimizer
+        )
 
     record("adversarial phase 1: reconstruction update", lambda: phase_reconstruction(xb))
     record("adversarial phase 2: discriminator update", lambda: phase_discriminator(xb))
@@ -198,8 +204,7 @@ def main(argv=None):
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "step_profile.json"), "w") as f:
-            json.dump({"machine": info, "steps": args.steps, "repeats": args.repeats,
-                       "results": results}, f, indent=2)
+            json.dump({"machine": info, "steps": args.steps, "repeats": args.repeats, "results": results}, f, indent=2)
         with open(os.path.join(args.out, "step_profile.md"), "w") as f:
             f.write(table)
     return 0
@@ -225,8 +230,11 @@ def markdown(results, info, args):
             row = results[c]["rows"].get(name)
             cells.append(f"{row['median_ms']:.2f} ({row['best_ms']:.2f})" if row else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append("| (other processes, cores on average) | "
-                 + " | ".join(f"{results[c]['foreign_cores']:.2f}" for c in columns) + " |")
+    lines.append(
+        "| (other processes, cores on average) | "
+        + " | ".join(f"{results[c]['foreign_cores']:.2f}" for c in columns)
+        + " |"
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -139,9 +139,7 @@ def flops_per_step(kind, latent, pixels=784, batch=BATCH, regularizer=None):
         parts["discriminator_phase"] = enc * batch + fwd_bwd * disc * 2 * batch  # codes fwd only
         parts["generator_phase"] = fwd_bwd * (enc + disc) * batch
     elif kind in ("mmd", "sample_mmd"):
-        parts["mmd"] = fwd_bwd * mmd_flops(
-            batch, latent, regularizer.bandwidths, 10, sample=(kind == "sample_mmd")
-        )
+        parts["mmd"] = fwd_bwd * mmd_flops(batch, latent, regularizer.bandwidths, 10, sample=(kind == "sample_mmd"))
     parts["total"] = sum(parts.values())
     return parts
 
@@ -298,16 +296,27 @@ def time_fit(model, x, stats=None):
     return seconds, foreign_cores(before, after, seconds)
 
 
-def run_latent(latent, x, kinds, xla_modes, repeats, log, max_foreign=None, retries=0,
-               quiet_timeout=120, patience=None):
+def run_latent(
+    latent, x, kinds, xla_modes, repeats, log, max_foreign=None, retries=0, quiet_timeout=120, patience=None
+):
     """Time every (kind, xla) for one latent size; repeats are interleaved across models."""
     steps = len(x) // BATCH
     runs = []
     for kind in kinds:
         for xla in xla_modes:
-            entry = {"model": kind, "label": LABELS[kind], "latent": latent, "xla": xla,
-                     "steps": steps, "batch": BATCH, "error": None, "times": [], "foreign_cores": [],
-                     "own_cores": [], "rejected": []}
+            entry = {
+                "model": kind,
+                "label": LABELS[kind],
+                "latent": latent,
+                "xla": xla,
+                "steps": steps,
+                "batch": BATCH,
+                "error": None,
+                "times": [],
+                "foreign_cores": [],
+                "own_cores": [],
+                "rejected": [],
+            }
             try:
                 model = build_model(kind, latent, x.shape[1:], xla)
                 entry["model_jit_compile"] = bool(model.jit_compile)
@@ -346,15 +355,19 @@ def run_latent(latent, x, kinds, xla_modes, repeats, log, max_foreign=None, retr
                     if patience is not None:
                         patience.spend(seconds)
                     entry["rejected"].append([seconds / steps, foreign, own[0]])
-                    log(f"  d={latent} {entry['model']:<11} xla={entry['xla']!s:<5} repeat {r + 1}: "
-                        f"{seconds / steps * 1e3:.1f} ms/step, other processes {shown} cores: retry")
+                    log(
+                        f"  d={latent} {entry['model']:<11} xla={entry['xla']!s:<5} repeat {r + 1}: "
+                        f"{seconds / steps * 1e3:.1f} ms/step, other processes {shown} cores: retry"
+                    )
                     continue
                 entry["times"].append(seconds)
                 entry["foreign_cores"].append(foreign)
                 entry["own_cores"].append(own[0])
-                log(f"  d={latent} {entry['model']:<11} xla={entry['xla']!s:<5} repeat {r + 1}: "
+                log(
+                    f"  d={latent} {entry['model']:<11} xla={entry['xla']!s:<5} repeat {r + 1}: "
                     f"{seconds / steps * 1e3:.1f} ms/step (other processes {shown} cores, "
-                    f"this one {own[0] or 0:.2f})")
+                    f"this one {own[0] or 0:.2f})"
+                )
                 break
     for entry in runs:
         entry.pop("_model", None)
@@ -399,12 +412,12 @@ def markdown(results, info, settings):
         f"{settings['peak_runs']}): **{settings['peak_gflops']:.1f} GFLOP/s**; "
         f"[100,1000]x[1000,1000] (this model's hidden layer): {settings['layer_gflops']:.1f} GFLOP/s.",
         "",
-        "s/step is the median over the repeats (\"min s/step\": the fastest repeat; \"best vs\" "
+        's/step is the median over the repeats ("min s/step": the fastest repeat; "best vs" '
         "columns: ratios of fastest repeats, the statistic least affected by interference); "
-        "\"other load\": the most cores that other processes kept busy during an accepted "
+        '"other load": the most cores that other processes kept busy during an accepted '
         "repeat (from /proc/stat; includes hypervisor steal); repeats above "
         f"{settings['max_foreign_cores']} cores were redone up to {settings['retries']} times. "
-        f"\"1-core repeats\": repeats in which this process used fewer than {ONE_CORE} cores "
+        f'"1-core repeats": repeats in which this process used fewer than {ONE_CORE} cores '
         "on average although nobody else was busy (seen on the development VM: such repeats "
         "run ~2x slower; the cause lies outside the benchmarked code, see README).",
         "",
@@ -461,27 +474,43 @@ def default_data_dir():
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=default_data_dir(),
-                        help="Fashion-MNIST IDX directory (default: $AAE_KERAS_FASHION_MNIST_DIR "
-                             "or ../shared/data/fashion-mnist next to the repository)")
+    parser.add_argument(
+        "--data-dir",
+        default=default_data_dir(),
+        help="Fashion-MNIST IDX directory (default: $AAE_KERAS_FASHION_MNIST_DIR "
+        "or ../shared/data/fashion-mnist next to the repository)",
+    )
     parser.add_argument("--steps", type=int, default=None, help="steps per measurement (200)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats (3)")
     parser.add_argument("--latents", type=int, nargs="+", default=None, help="latent sizes (2 8)")
     parser.add_argument("--models", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--xla", choices=("both", "on", "off"), default="both")
-    parser.add_argument("--max-foreign", type=float, default=0.3,
-                        help="a repeat during which other processes kept more than this many "
-                             "cores busy is redone (up to --retries times), after waiting for "
-                             "quiet; negative: never (default 0.3)")
+    parser.add_argument(
+        "--max-foreign",
+        type=float,
+        default=0.3,
+        help="a repeat during which other processes kept more than this many "
+        "cores busy is redone (up to --retries times), after waiting for "
+        "quiet; negative: never (default 0.3)",
+    )
     parser.add_argument("--retries", type=int, default=3)
-    parser.add_argument("--patience", type=float, default=45.0,
-                        help="minutes the whole run may spend waiting for quiet and redoing "
-                             "noisy repeats; afterwards repeats are kept as measured (default 45)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: 20 steps, 1 repeat, d=2, output to a temp dir")
+    parser.add_argument(
+        "--patience",
+        type=float,
+        default=45.0,
+        help="minutes the whole run may spend waiting for quiet and redoing "
+        "noisy repeats; afterwards repeats are kept as measured (default 45)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: 20 steps, 1 repeat, d=2, output to a temp dir"
+    )
     parser.add_argument("--out", default=None, help=f"output directory (default {DEFAULT_OUT})")
-    parser.add_argument("--render", metavar="JSON", default=None,
-                        help="only rewrite the markdown table next to an existing step_time.json")
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        default=None,
+        help="only rewrite the markdown table next to an existing step_time.json",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.steps = args.steps or (20 if quick else 200)
@@ -508,8 +537,10 @@ def main(argv=None):
         print(message, flush=True)
 
     info = machine_info()
-    log(f"{info['cpu_model']}, {info['cpu_count']} cores, TF {info['tensorflow']}, "
-        f"Keras {info['keras']}, load {info['loadavg_at_start'][0]:.2f}")
+    log(
+        f"{info['cpu_model']}, {info['cpu_count']} cores, TF {info['tensorflow']}, "
+        f"Keras {info['keras']}, load {info['loadavg_at_start'][0]:.2f}"
+    )
     peak_size, peak_runs = 2048, 10
     max_foreign = None if args.max_foreign < 0 else args.max_foreign
     patience = Patience(60.0 * args.patience)
@@ -524,8 +555,17 @@ def main(argv=None):
     xla_modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.xla]
     results = []
     for latent in args.latents:
-        results += run_latent(latent, x, args.models, xla_modes, args.repeats, log,
-                              max_foreign=max_foreign, retries=args.retries, patience=patience)
+        results += run_latent(
+            latent,
+            x,
+            args.models,
+            xla_modes,
+            args.repeats,
+            log,
+            max_foreign=max_foreign,
+            retries=args.retries,
+            patience=patience,
+        )
     if max_foreign is not None:
         wait_for_quiet(max_foreign, 120, log, patience)
     peak_after = matmul_peak(peak_size, peak_runs)
@@ -534,18 +574,29 @@ def main(argv=None):
     info["loadavg_at_end"] = list(os.getloadavg())
 
     settings = {
-        "steps": args.steps, "repeats": args.repeats, "max_foreign_cores": args.max_foreign,
-        "retries": args.retries, "patience_minutes": args.patience, "batch": BATCH, "latents": args.latents,
-        "data_dir": os.path.abspath(args.data_dir), "quick": args.quick,
-        "peak_size": peak_size, "peak_runs": peak_runs,
-        "peak_gflops": max(peak, peak_after), "peak_gflops_before": peak,
-        "peak_gflops_after": peak_after, "layer_gflops": layer,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "max_foreign_cores": args.max_foreign,
+        "retries": args.retries,
+        "patience_minutes": args.patience,
+        "batch": BATCH,
+        "latents": args.latents,
+        "data_dir": os.path.abspath(args.data_dir),
+        "quick": args.quick,
+        "peak_size": peak_size,
+        "peak_runs": peak_runs,
+        "peak_gflops": max(peak, peak_after),
+        "peak_gflops_before": peak,
+        "peak_gflops_after": peak_after,
+        "layer_gflops": layer,
         "patience_left_seconds": patience.left,
     }
     table = markdown(results, info, settings)
     print()
     print(table)
-    write_results(os.path.join(args.out, "step_time"), table, {"machine": info, "settings": settings, "results": results})
+    write_results(
+        os.path.join(args.out, "step_time"), table, {"machine": info, "settings": settings, "results": results}
+    )
     log(f"wrote {os.path.join(args.out, 'step_time.md')} and step_time.json")
     return 0
 

@@ -24,9 +24,8 @@ import keras
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from conftest import tiny_model  # noqa: E402
-
 from aae_keras.backend import jax as jax_backend  # noqa: E402
+from conftest import tiny_model  # noqa: E402
 
 STEPS, BATCH, K = 200, 32, 50
 MODES = {"one step per call": (1, True), f"Keras loop, K={K}": (K, False), f"fused, K={K}": (K, True)}
@@ -68,10 +67,23 @@ def main():
     print("ms per step (median of repeats)\n" + "\n".join(table))
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "steps_per_execution.json"), "w") as f:
-        json.dump({"ms_per_step": times, "steps": STEPS, "batch": BATCH, "steps_per_execution": K,
-                   "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                               "device": jax_backend.device_name(), "keras": keras.__version__},
-                   "command": " ".join(sys.argv)}, f, indent=2)
+        json.dump(
+            {
+                "ms_per_step": times,
+                "steps": STEPS,
+                "batch": BATCH,
+                "steps_per_execution": K,
+                "machine": {
+                    "processor": platform.processor() or platform.machine(),
+                    "cores": os.cpu_count(),
+                    "device": jax_backend.device_name(),
+                    "keras": keras.__version__,
+                },
+                "command": " ".join(sys.argv),
+            },
+            f,
+            indent=2,
+        )
         f.write("\n")
 
 

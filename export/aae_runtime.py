@@ -65,8 +65,10 @@ class Decoder:
         try:
             self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         except (InvalidProtobuf, InvalidArgument, InvalidGraph):
-            raise ValueError(f"{path} is not an ONNX model (onnxruntime cannot read it: a different or truncated "
-                             f"file?); {HOW_TO_EXPORT}.") from None
+            raise ValueError(
+                f"{path} is not an ONNX model (onnxruntime cannot read it: a different or truncated "
+                f"file?); {HOW_TO_EXPORT}."
+            ) from None
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         props = self.session.get_modelmeta().custom_metadata_map
         if "aae_keras.prior" not in props:
@@ -74,8 +76,9 @@ class Decoder:
                 f"{path} has no aae-keras metadata (aae_keras.prior); export the decoder with "
                 "aae_keras.export.export_decoder or `aae-keras export`, which records the prior."
             )
-        self.metadata = {key.split(".", 1)[1]: json.loads(value) for key, value in props.items()
-                         if key.startswith("aae_keras.")}
+        self.metadata = {
+            key.split(".", 1)[1]: json.loads(value) for key, value in props.items() if key.startswith("aae_keras.")
+        }
         if self.metadata.get("part") != "decoder":
             raise ValueError(f"{path} holds an exported {self.metadata.get('part')}, not a decoder.")
         self.latent_dim = int(self.metadata["latent_dim"])
@@ -105,8 +108,10 @@ class Decoder:
             raise ValueError(f"Latents must have shape (n, {self.latent_dim}) for this decoder, got {z.shape}.")
         bad = np.argwhere(~np.isfinite(z))
         if len(bad):
-            raise ValueError(f"Latents must be finite: {len(bad)} values are NaN or inf, first in row {bad[0][0]} "
-                             f"(index {tuple(int(i) for i in bad[0])}); clean or drop those rows.")
+            raise ValueError(
+                f"Latents must be finite: {len(bad)} values are NaN or inf, first in row {bad[0][0]} "
+                f"(index {tuple(int(i) for i in bad[0])}); clean or drop those rows."
+            )
         feeds = {"z": z}
         if self.takes_class:
             if y is None:
@@ -118,8 +123,10 @@ class Decoder:
                     raise ValueError(f"Classes must lie in 0..{self.num_classes - 1}, got {y.min()}..{y.max()}.")
                 y = np.eye(self.num_classes, dtype=np.float32)[y]
             feeds["y"] = y.astype(np.float32)
-        outputs = [self._run({k: v[start : start + batch_size] for k, v in feeds.items()})
-                   for start in range(0, len(z), batch_size)]
+        outputs = [
+            self._run({k: v[start : start + batch_size] for k, v in feeds.items()})
+            for start in range(0, len(z), batch_size)
+        ]
         return np.concatenate(outputs, axis=0)
 
     def _run(self, feeds):
@@ -140,7 +147,9 @@ def sample_prior(prior, n, rng, component=None):
         raise ValueError(f"component {component} does not exist in this {kind} prior.")
     if kind == "mixture":
         weights, means = np.asarray(prior["weights"]), np.asarray(prior["means"])
-        picks = rng.choice(len(weights), size=n, p=weights / weights.sum()) if component is None else np.full(n, component)
+        picks = (
+            rng.choice(len(weights), size=n, p=weights / weights.sum()) if component is None else np.full(n, component)
+        )
         noise = rng.standard_normal((n, means.shape[1]))
         if "covariances" in prior:
             noise = np.einsum("nij,nj->ni", np.linalg.cholesky(np.asarray(prior["covariances"]))[picks], noise)
@@ -171,7 +180,9 @@ def write_grid(images, path, rows=None):
     grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, channels), 0.5, np.float32)
     for i, image in enumerate(images):
         r, c = divmod(i, cols)
-        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = image.reshape(h, w, channels)
+        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = image.reshape(
+            h, w, channels
+        )
     pixels = (grid * 255 + 0.5).astype(np.uint8)
     raw = b"".join(b"\x00" + row.tobytes() for row in pixels)
     color = {1: 0, 3: 2}[channels]
@@ -179,8 +190,12 @@ def write_grid(images, path, rows=None):
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", grid.shape[1], grid.shape[0], 8, color, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", grid.shape[1], grid.shape[0], 8, color, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
     _atomic_write(path, png)
 
 
@@ -196,21 +211,24 @@ def _atomic_write(path, data):
     path = os.fspath(path)
     tmp = None
     try:
-        with tempfile.NamedTemporaryFile(dir=os.path.dirname(os.path.abspath(path)), prefix=".aae_runtime-",
-                                         delete=False) as f:
+        with tempfile.NamedTemporaryFile(
+            dir=os.path.dirname(os.path.abspath(path)), prefix=".aae_runtime-", delete=False
+        ) as f:
             tmp = f.name
             f.write(data)
         os.replace(tmp, path)
     except OSError as error:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
-        raise OSError(f"cannot write {path}: {error.strerror or error}; check that its folder exists and is "
-                      "writable.") from None
+        raise OSError(
+            f"cannot write {path}: {error.strerror or error}; check that its folder exists and is writable."
+        ) from None
 
 
 # ---------------------------------------------------------------------------- command line
 def _at_least(minimum):
     """An argparse type: a whole number of at least `minimum`."""
+
     def parse(text):
         try:
             value = int(text)
@@ -219,6 +237,7 @@ def _at_least(minimum):
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text!r}")
         return value
+
     return parse
 
 
@@ -226,19 +245,30 @@ def main(argv=None):
     """`aae-keras-decode DECODER [--n N] [--class K] [--seed S] [--batch-size B] [--threads T]
     [--out grid.png|array.npy]`: decode prior samples; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="aae-keras-decode", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="aae-keras-decode",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Decode prior samples with an exported aae-keras ONNX decoder (onnxruntime + numpy only).",
         epilog="  aae-keras-decode decoder.onnx --n 64 --out grid.png\n"
-               "  aae-keras-decode decoder.onnx --n 100 --class 3 --out threes.npy")
+        "  aae-keras-decode decoder.onnx --n 100 --class 3 --out threes.npy",
+    )
     parser.add_argument("decoder", help="an .onnx decoder written by aae_keras.export or `aae-keras export`")
     parser.add_argument("--n", type=_at_least(1), default=64, help="number of images (default: %(default)s)")
-    parser.add_argument("--class", dest="label", type=int, default=None,
-                        help="class to draw: the decoder's class input, or the mixture component of a "
-                        "label-conditioned prior (default: every class in turn)")
+    parser.add_argument(
+        "--class",
+        dest="label",
+        type=int,
+        default=None,
+        help="class to draw: the decoder's class input, or the mixture component of a "
+        "label-conditioned prior (default: every class in turn)",
+    )
     parser.add_argument("--seed", type=_at_least(0), default=0)
     parser.add_argument("--batch-size", type=_at_least(1), default=256)
-    parser.add_argument("--threads", type=_at_least(1), default=None,
-                        help="decode pieces of each batch on this many threads (default: the CPU count)")
+    parser.add_argument(
+        "--threads",
+        type=_at_least(1),
+        default=None,
+        help="decode pieces of each batch on this many threads (default: the CPU count)",
+    )
     parser.add_argument("--out", default="samples.png", help=".png grid or .npy array (default: %(default)s)")
     args = parser.parse_args(argv)
     try:

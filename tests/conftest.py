@@ -40,8 +40,9 @@ def pytest_collection_modifyitems(config, items):
 
 # Tests of TensorFlow's own interfaces (TFP distributions, gradient tapes): skipped when the
 # README's test command reruns the backend-neutral files on JAX and PyTorch.
-tensorflow_only = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                                     reason="TensorFlow (Probability) interface: TensorFlow backend only")
+tensorflow_only = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="TensorFlow (Probability) interface: TensorFlow backend only"
+)
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +81,16 @@ def tiny_variant(name, regularizer="mmd", image_shape=(8, 8), hidden=(32,), seed
     """A small model of the paper's family, with either regularizer (compiled unless `compiled` is False)."""
     keras.utils.set_random_seed(seed)
     cls, prior, count = VARIANTS[name]
-    model = cls.create(image_shape, prior, count, hidden=hidden, regularizer=regularizer,
-                       discriminator_hidden=(32,), seed=seed, **kwargs)
+    model = cls.create(
+        image_shape,
+        prior,
+        count,
+        hidden=hidden,
+        regularizer=regularizer,
+        discriminator_hidden=(32,),
+        seed=seed,
+        **kwargs,
+    )
     if compiled:
         model.compile()
     return model

@@ -116,8 +116,9 @@ class Hub:
                 return None
             commit = entry["refs"].get(revision) or (revision if revision in entry["commits"] else None)
             if commit is None:
-                self._send(request, 404, {"error": f"Invalid rev id: {revision}"}, body,
-                           {"X-Error-Code": "RevisionNotFound"})
+                self._send(
+                    request, 404, {"error": f"Invalid rev id: {revision}"}, body, {"X-Error-Code": "RevisionNotFound"}
+                )
                 return None
             return commit, entry["commits"][commit]
 
@@ -125,8 +126,18 @@ class Hub:
         found = self._commit(request, repo, revision, body)
         if found:
             commit, files = found
-            self._send(request, 200, {"id": repo, "modelId": repo, "sha": commit, "private": False,
-                                      "siblings": [{"rfilename": p} for p in sorted(files)]}, body)
+            self._send(
+                request,
+                200,
+                {
+                    "id": repo,
+                    "modelId": repo,
+                    "sha": commit,
+                    "private": False,
+                    "siblings": [{"rfilename": p} for p in sorted(files)],
+                },
+                body,
+            )
 
     def _tree(self, request, repo, revision, folder, body):
         found = self._commit(request, repo, revision, body)
@@ -149,8 +160,13 @@ class Hub:
             return
         commit, files = found
         if filename not in files or (repo, filename) in self.unserved:
-            return self._send(request, 404, {"error": "Entry not found"}, body,
-                              {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit})
+            return self._send(
+                request,
+                404,
+                {"error": "Entry not found"},
+                body,
+                {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit},
+            )
         data = files[filename]
         etag = hashlib.sha256(data).hexdigest() if filename.endswith(LFS_SUFFIXES) else _git_blob_id(data)
         served = self.tampered.get((repo, filename), data)

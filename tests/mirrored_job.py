@@ -12,15 +12,16 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import numpy as np  # noqa: E402
-from conftest import tiny_model, tiny_variant, variant_labels  # noqa: E402
 
 from aae_keras import distribute  # noqa: E402
+from conftest import tiny_model, tiny_variant, variant_labels  # noqa: E402
 
 VARIANTS = {
     "mmd": dict(kind="mmd"),
     "sample_mmd": dict(kind="mmd", regularizer="sample_mmd"),
-    "adversarial": dict(kind="adversarial", schedule="paper", posterior="gaussian", instance_noise=0.1,
-                        discriminator_steps=2),
+    "adversarial": dict(
+        kind="adversarial", schedule="paper", posterior="gaussian", instance_noise=0.1, discriminator_steps=2
+    ),
 }
 FAMILY = {  # the paper's variants, with half of the labels hidden where labels are used
     f"{name}-{regularizer}": (name, regularizer)

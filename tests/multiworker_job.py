@@ -30,8 +30,9 @@ VARIANTS = {
     "mmd": dict(kind="mmd"),
     # Gaussian posterior, instance noise and two discriminator steps: every stateless draw
     # (reparameterization, prior samples, noise) is taken for the global batch and sliced.
-    "adversarial": dict(kind="adversarial", schedule="paper", posterior="gaussian", instance_noise=0.1,
-                        discriminator_steps=2),
+    "adversarial": dict(
+        kind="adversarial", schedule="paper", posterior="gaussian", instance_noise=0.1, discriminator_steps=2
+    ),
 }
 
 
@@ -41,10 +42,14 @@ def build(kind, posterior="deterministic", **kwargs):
     outputs = 4 if posterior == "gaussian" else 2
     encoder, decoder, discriminator = networks.build("mlp", (8, 8), 2, outputs, hidden=(32, 32))
     if kind == "mmd":  # regularizer="mmd" is regularizers.ClosedFormMMD(prior)
-        model = models.MMDAutoencoder(encoder, decoder, prior, regularizer="mmd", weight=10.0, posterior=posterior, seed=7)
+        model = models.MMDAutoencoder(
+            encoder, decoder, prior, regularizer="mmd", weight=10.0, posterior=posterior, seed=7
+        )
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
     else:
-        model = models.AdversarialAutoencoder(encoder, decoder, discriminator, prior, posterior=posterior, seed=7, **kwargs)
+        model = models.AdversarialAutoencoder(
+            encoder, decoder, discriminator, prior, posterior=posterior, seed=7, **kwargs
+        )
         model.compile(
             ae_optimizer=keras.optimizers.Adam(1e-3),
             discriminator_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),

@@ -11,9 +11,9 @@ test_variants.py make there).
 import keras
 import numpy as np
 import pytest
-from conftest import VARIANTS, tiny_model, tiny_variant, variant_labels
 
 from aae_keras import data, export, models, priors
+from conftest import VARIANTS, tiny_model, tiny_variant, variant_labels
 
 MMD_LOGS = {"loss", "reconstruction", "regularizer"}
 ADVERSARIAL_LOGS = {"loss", "reconstruction", "discriminator_loss", "discriminator_accuracy", "generator_loss"}
@@ -24,8 +24,16 @@ CORE = {  # id -> (kind, keywords of tiny_model)
     "sample_mmd": ("mmd", {"regularizer": "sample_mmd"}),
     "imq_mmd_swiss_roll": ("mmd", {"regularizer": "imq_mmd", "prior": priors.swiss_roll()}),
     "adversarial": ("adversarial", {}),
-    "adversarial_options": ("adversarial", {"schedule": "paper", "posterior": "gaussian", "instance_noise": 0.1,
-                                            "label_smoothing": 0.1, "discriminator_steps": 2}),
+    "adversarial_options": (
+        "adversarial",
+        {
+            "schedule": "paper",
+            "posterior": "gaussian",
+            "instance_noise": 0.1,
+            "label_smoothing": 0.1,
+            "discriminator_steps": 2,
+        },
+    ),
 }
 
 
@@ -73,8 +81,9 @@ def _check_uses(model, x, y=None):
 
 
 # On TensorFlow, tests/test_models.py and tests/test_variants.py train every model and matcher.
-other_backends_only = pytest.mark.skipif(keras.backend.backend() == "tensorflow",
-                                         reason="covered on TensorFlow by test_models.py and test_variants.py")
+other_backends_only = pytest.mark.skipif(
+    keras.backend.backend() == "tensorflow", reason="covered on TensorFlow by test_models.py and test_variants.py"
+)
 
 
 @other_backends_only
@@ -147,9 +156,15 @@ def _uncompiled(name, regularizer):
     return tiny_variant(name, regularizer, compiled=False)
 
 
-SAVED = [("closed_form_mmd", None), ("adversarial_options", None), ("label_conditioned", "adversarial"),
-         ("supervised", "mmd"), ("semi_supervised", "adversarial"), ("clustering", "mmd"),
-         ("dim_reduction", "adversarial")]  # every class, both regularizers
+SAVED = [
+    ("closed_form_mmd", None),
+    ("adversarial_options", None),
+    ("label_conditioned", "adversarial"),
+    ("supervised", "mmd"),
+    ("semi_supervised", "adversarial"),
+    ("clustering", "mmd"),
+    ("dim_reduction", "adversarial"),
+]  # every class, both regularizers
 
 
 @pytest.mark.parametrize("name, regularizer", SAVED, ids=[f"{n}-{r}" if r else n for n, r in SAVED])

@@ -7,9 +7,9 @@ import glob
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_model, tiny_variant
 
 from aae_keras import callbacks, data
+from conftest import tiny_model, tiny_variant
 
 N = 400  # training examples: 4 batches of 100 per epoch
 KINDS = ("mmd", "adversarial", "semi_supervised")
@@ -67,12 +67,20 @@ def test_logging_checkpoint_and_schedule_callbacks(kind, digits, tmp_path):
     early = keras.callbacks.EarlyStopping(monitor="loss", min_delta=1e9, patience=0)
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="loss", min_delta=1e9, patience=0, factor=0.5)
     model = make(kind)
-    history = fit(model, kind, digits, epochs=5, using=[
-        keras.callbacks.TensorBoard(tmp_path / "logs"),
-        keras.callbacks.ModelCheckpoint(tmp_path / "checkpoint.keras"),
-        keras.callbacks.CSVLogger(tmp_path / "log.csv"),
-        early, plateau, callbacks.StopOnNonFinite(),
-    ])
+    history = fit(
+        model,
+        kind,
+        digits,
+        epochs=5,
+        using=[
+            keras.callbacks.TensorBoard(tmp_path / "logs"),
+            keras.callbacks.ModelCheckpoint(tmp_path / "checkpoint.keras"),
+            keras.callbacks.CSVLogger(tmp_path / "log.csv"),
+            early,
+            plateau,
+            callbacks.StopOnNonFinite(),
+        ],
+    )
     assert history.epoch == [0, 1] and early.stopped_epoch == 1
     assert float(model.optimizer.learning_rate) == pytest.approx(0.5 * model.optimizer_defaults["optimizer"][0])
 
@@ -101,15 +109,27 @@ def test_backup_and_restore_resumes_exactly(kind, digits, tmp_path):
 
     interrupted = make(kind)
     with pytest.raises(Crash):
-        fit(interrupted, kind, digits, epochs=4, shuffle=False,
-            using=[keras.callbacks.BackupAndRestore(tmp_path / "backup"), CrashAt(epoch=2)])
+        fit(
+            interrupted,
+            kind,
+            digits,
+            epochs=4,
+            shuffle=False,
+            using=[keras.callbacks.BackupAndRestore(tmp_path / "backup"), CrashAt(epoch=2)],
+        )
     resumed = make(kind)
-    history = fit(resumed, kind, digits, epochs=4, shuffle=False,
-                  using=[keras.callbacks.BackupAndRestore(tmp_path / "backup")])
+    history = fit(
+        resumed, kind, digits, epochs=4, shuffle=False, using=[keras.callbacks.BackupAndRestore(tmp_path / "backup")]
+    )
     assert history.epoch == [2, 3]  # picked up where the interrupted run stopped
     for expected, got in zip(straight.weights, resumed.weights):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(expected),
-                                   rtol=1e-5, atol=1e-6, err_msg=expected.path)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(got),
+            keras.ops.convert_to_numpy(expected),
+            rtol=1e-5,
+            atol=1e-6,
+            err_msg=expected.path,
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -126,7 +146,9 @@ def test_stop_on_non_finite_names_epoch_and_batch(digits):
         fit(make("mmd"), "mmd", digits, epochs=3, using=[Poison(epoch=1, batch=1), callbacks.StopOnNonFinite()])
 
 
-@pytest.mark.parametrize("kind, part, batch", [("mmd", "decoder", N // 100 - 1), ("adversarial", "encoder", N // 100 - 1)])
+@pytest.mark.parametrize(
+    "kind, part, batch", [("mmd", "decoder", N // 100 - 1), ("adversarial", "encoder", N // 100 - 1)]
+)
 def test_stop_on_non_finite_checks_the_weights_after_each_epoch(kind, part, batch, digits):
     # the loss does not show these: poisoned after the epoch's last loss check (NaN codes of the
     # adversarial model's encoder used to stay hidden behind ReLUs, but with TensorFlow 2.21's

@@ -6,17 +6,19 @@ import json
 import os
 import shutil
 
-import keras
 import numpy as np
 import pytest
-from conftest import run_cli as run, tiny_model, tiny_variant
 
 import aae_runtime
 from aae_keras import distribute, export, models, presets
+from conftest import run_cli as run
+from conftest import tiny_model, tiny_variant
 
-
-AUTOENCODERS = [name for name, entry in presets.manifest()["presets"].items()
-                if entry.get("shipped") and entry.get("model_class") != "FashionClassifier"]
+AUTOENCODERS = [
+    name
+    for name, entry in presets.manifest()["presets"].items()
+    if entry.get("shipped") and entry.get("model_class") != "FashionClassifier"
+]
 
 
 @pytest.mark.parametrize("name", AUTOENCODERS)
@@ -32,8 +34,9 @@ def test_every_shipped_preset_exports_its_encoder_and_decoder(name, tmp_path):
 
 def test_the_tolerance_is_relative_to_the_outputs_scale(tmp_path, capsys):
     # logits of 77: float32 rounding is about 1e-4 absolute, 2e-6 relative
-    code, out, err = run(["export", "fashion_mnist_semisup100_mmd", "--part", "encoder", "--out", tmp_path / "e.onnx"],
-                         capsys)
+    code, out, err = run(
+        ["export", "fashion_mnist_semisup100_mmd", "--part", "encoder", "--out", tmp_path / "e.onnx"], capsys
+    )
     assert code == 0 and "relative to the outputs' scale" in out, err
 
 
@@ -47,9 +50,11 @@ def test_damaged_model_files_name_what_is_wrong(tmp_path):
     model = tiny_model("mmd")
     model.save(tmp_path / "m.keras")
     whole = (tmp_path / "m.keras").read_bytes()
-    cases = {"empty.keras": (b"", "the file is empty"),
-             "truncated.keras": (whole[:1000], "the file is truncated"),
-             "notes.keras": (b"some notes", "not a zip archive")}
+    cases = {
+        "empty.keras": (b"", "the file is empty"),
+        "truncated.keras": (whole[:1000], "the file is truncated"),
+        "notes.keras": (b"some notes", "not a zip archive"),
+    }
     for name, (content, message) in cases.items():
         (tmp_path / name).write_bytes(content)
         with pytest.raises(ValueError, match=message):
@@ -75,7 +80,9 @@ def test_a_preset_with_a_malformed_config_is_a_preset_error(tmp_path):
 
 def test_an_unreachable_tpu_says_how_to_train_without_it(monkeypatch):
     monkeypatch.setenv("TPU_NAME", "nonsense")
-    with pytest.raises(RuntimeError, match=r"TPU named by TPU_NAME \('nonsense'\) could not be reached.*--strategy none"):
+    with pytest.raises(
+        RuntimeError, match=r"TPU named by TPU_NAME \('nonsense'\) could not be reached.*--strategy none"
+    ):
         distribute.get_strategy("auto")
 
 

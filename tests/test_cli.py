@@ -2,8 +2,8 @@ import json
 import math
 import os
 import pathlib
-import shutil
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -42,8 +42,13 @@ def console_script():
 def run_script(argv, **kwargs):
     """The console script under `python -X importtime`: (result, seconds, modules it imported)."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-X", "importtime", console_script(), *map(str, argv)],
-                            capture_output=True, text=True, timeout=300, **kwargs)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", console_script(), *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kwargs,
+    )
     seconds = time.perf_counter() - start
     imported = set(re.findall(r"^import time:.*\| +([\w.]+)$", result.stderr, re.MULTILINE))
     result.stderr = "".join(line for line in result.stderr.splitlines(True) if not line.startswith("import time:"))
@@ -64,9 +69,7 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_valid_outputs(trained):
-    assert sorted(p.name for p in trained.iterdir()) == [
-        "latent.png", "metrics.json", "model.keras", "samples.png"
-    ]
+    assert sorted(p.name for p in trained.iterdir()) == ["latent.png", "metrics.json", "model.keras", "samples.png"]
     assert_png(trained / "latent.png")
     assert_png(trained / "samples.png")
     metrics = json.loads((trained / "metrics.json").read_text())
@@ -98,16 +101,19 @@ def write_fake_fashion_mnist(directory, n=4):
     """Four tiny 28x28 IDX files (big-endian magic and sizes, then uint8 data)."""
     rng = np.random.default_rng(0)
     for split in ("train", "t10k"):
-        for kind, magic, array in (("images-idx3", 2051, rng.integers(0, 256, (n, 28, 28))),
-                                   ("labels-idx1", 2049, rng.integers(0, 10, n))):
+        for kind, magic, array in (
+            ("images-idx3", 2051, rng.integers(0, 256, (n, 28, 28))),
+            ("labels-idx1", 2049, rng.integers(0, 10, n)),
+        ):
             header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
             (directory / f"{split}-{kind}-ubyte").write_bytes(header + array.astype(np.uint8).tobytes())
 
 
 def test_evaluate_rejects_a_dataset_of_another_shape(trained, tmp_path, capsys):
     write_fake_fashion_mnist(tmp_path)
-    code, _, err = run(["evaluate", trained / "model.keras", "--dataset", "fashion_mnist",
-                        "--data-dir", tmp_path], capsys)
+    code, _, err = run(
+        ["evaluate", trained / "model.keras", "--dataset", "fashion_mnist", "--data-dir", tmp_path], capsys
+    )
     assert code == 2 and "(8, 8)" in err and "(28, 28)" in err and "--dataset" in err
 
 
@@ -134,8 +140,7 @@ def test_adversarial_model_trains(tmp_path, capsys):
 
 def test_sample_mmd_with_swiss_roll_prior(tmp_path, capsys):
     out = tmp_path / "swiss"
-    code, _, err = run(["train", "--model", "sample_mmd", "--prior", "swiss_roll", *TINY,
-                        "--out", out], capsys)
+    code, _, err = run(["train", "--model", "sample_mmd", "--prior", "swiss_roll", *TINY, "--out", out], capsys)
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["code_mmd2_method"] == "sample" and "codes_near_mode" not in metrics
@@ -147,8 +152,9 @@ def test_closed_form_mmd_with_swiss_roll_is_a_usage_error(tmp_path, capsys):
     assert code == 2 and "sample_mmd" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("flag, value", [("--prior", "banana"), ("--model", "vae"),
-                                         ("--dataset", "cifar"), ("--strategy", "gpu")])
+@pytest.mark.parametrize(
+    "flag, value", [("--prior", "banana"), ("--model", "vae"), ("--dataset", "cifar"), ("--strategy", "gpu")]
+)
 def test_unknown_choice_exits_2_naming_the_value(flag, value, capsys):
     code, _, err = run(["train", flag, value], capsys)
     assert code == 2
@@ -183,8 +189,7 @@ def test_refuses_non_empty_out_dir_without_overwrite(tmp_path, capsys):
 def test_missing_data_dir_file_is_named(tmp_path, capsys):
     data_dir = tmp_path / "fashion"
     data_dir.mkdir()
-    code, _, err = run(["train", "--dataset", "fashion_mnist", "--data-dir", data_dir,
-                        "--out", tmp_path / "x"], capsys)
+    code, _, err = run(["train", "--dataset", "fashion_mnist", "--data-dir", data_dir, "--out", tmp_path / "x"], capsys)
     assert code == 2
     assert "train-images-idx3-ubyte" in err and "Traceback" not in err
 
@@ -212,8 +217,13 @@ def test_plots_fallbacks(tmp_path):
 
 
 def test_installed_console_script_end_to_end(tmp_path):
-    result = subprocess.run([console_script(), "train", "--epochs", "1", "--hidden", "16", "--out", "tmp"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [console_script(), "train", "--epochs", "1", "--hidden", "16", "--out", "tmp"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     out = tmp_path / "tmp"
@@ -227,8 +237,12 @@ def test_installed_console_script_end_to_end(tmp_path):
 @pytest.mark.parametrize(
     "model,extra,files,keys",
     [
-        ("semi_supervised", ["--labels", "100", "--regularizer", "adversarial"], {"style_grid.png"},
-         {"classification_error", "code_mmd2"}),
+        (
+            "semi_supervised",
+            ["--labels", "100", "--regularizer", "adversarial"],
+            {"style_grid.png"},
+            {"classification_error", "code_mmd2"},
+        ),
         ("supervised", [], {"style_grid.png"}, {"code_mmd2"}),
         ("clustering", ["--clusters", "12"], {"clusters.png"}, {"cluster_accuracy", "nmi"}),
         ("dim_reduction", ["--labels", "100"], {"clusters.png", "latent.png"}, {"cluster_accuracy"}),
@@ -271,8 +285,19 @@ def test_export_command(trained, tmp_path, capsys):
     code, out, err = run(["export", trained / "model.keras", "--out", tmp_path / "decoder.onnx"], capsys)
     assert code == 0 and "largest difference from Keras" in out, err
     assert onnx_inputs(tmp_path / "decoder.onnx") == ["z"]
-    code, out, err = run(["export", trained / "model.keras", "--part", "encoder", "--format", "saved_model",
-                          "--out", tmp_path / "encoder"], capsys)
+    code, out, err = run(
+        [
+            "export",
+            trained / "model.keras",
+            "--part",
+            "encoder",
+            "--format",
+            "saved_model",
+            "--out",
+            tmp_path / "encoder",
+        ],
+        capsys,
+    )
     assert code == 0 and (tmp_path / "encoder" / "saved_model.pb").exists(), err
     code, _, err = run(["export", trained / "model.keras", "--out", tmp_path / "decoder.onnx"], capsys)
     assert code == 2 and "overwrite" in err
@@ -284,8 +309,11 @@ def onnx_inputs(path):
     return [i.name for i in onnxruntime.InferenceSession(str(path)).get_inputs()]
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["train", "--model", "nope"],
-                                  ["train", "--latent-dim", "3"], ["evaluate"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["train", "--help"], ["train", "--model", "nope"], ["train", "--latent-dim", "3"], ["evaluate"]],
+    ids=" ".join,
+)
 def test_help_and_usage_errors_answer_without_tensorflow(argv, tmp_path):
     result, seconds, imported = run_script(argv, cwd=tmp_path)
     assert result.returncode == (0 if "--help" in argv else 2), result.stderr
@@ -297,12 +325,18 @@ def test_help_and_usage_errors_answer_without_tensorflow(argv, tmp_path):
 def test_import_aae_keras_registers_the_models(trained, tmp_path):
     # a bare `import aae_keras` is enough for keras.saving.load_model (item 14 of the issue)
     code = "import sys, aae_keras, keras; print(type(keras.saving.load_model(sys.argv[1])).__name__)"
-    result = subprocess.run([sys.executable, "-c", code, str(trained / "model.keras")],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(trained / "model.keras")], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0 and result.stdout.split()[-1] == "MMDAutoencoder", result.stderr[-2000:]
     # the console script skips that at import (for a fast --help) and registers in the commands
-    result = subprocess.run([console_script(), "sample", trained / "model.keras", "--n", "3", "--out", "s.npy"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [console_script(), "sample", trained / "model.keras", "--n", "3", "--out", "s.npy"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0 and np.load(tmp_path / "s.npy").shape == (3, 8, 8), result.stderr[-2000:]
 
 
@@ -319,8 +353,9 @@ def test_unwritable_out_fails_before_training(out, extra, tmp_path):
     if out == "read-only":
         (tmp_path / out).mkdir(mode=0o555)
         out = tmp_path / out / "run"
-    result, seconds, imported = run_script(["train", "--epochs", "1", "--hidden", "8", "--out", out, *extra],
-                                           cwd=tmp_path)
+    result, seconds, imported = run_script(
+        ["train", "--epochs", "1", "--hidden", "8", "--out", out, *extra], cwd=tmp_path
+    )
     assert result.returncode == 2 and "Epoch" not in result.stdout
     assert result.stderr.startswith(f"aae-keras: error: cannot write --out {str(out)!r}")
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -341,11 +376,18 @@ def test_unreadable_model_files_get_a_clear_error(trained, tmp_path, capsys):
     broken = {"empty.keras": b"", "truncated.keras": whole[: len(whole) // 2], "notes.txt": b"not a model"}
     for name, content in broken.items():
         (tmp_path / name).write_bytes(content)
-        for command in (["evaluate"], ["sample", "--out", tmp_path / "s.png"], ["export", "--out", tmp_path / "d.onnx"]):
+        for command in (
+            ["evaluate"],
+            ["sample", "--out", tmp_path / "s.png"],
+            ["export", "--out", tmp_path / "d.onnx"],
+        ):
             code, _, err = run([command[0], tmp_path / name, *command[1:]], capsys)
             assert code == 2 and f"MODEL {str(tmp_path / name)!r} is not a readable .keras model" in err, err
-            state = {"empty.keras": "the file is empty)", "truncated.keras": "the file is truncated: a .keras zip",
-                     "notes.txt": "the file is not a zip archive"}[name]
+            state = {
+                "empty.keras": "the file is empty)",
+                "truncated.keras": "the file is truncated: a .keras zip",
+                "notes.txt": "the file is not a zip archive",
+            }[name]
             assert state in err and "File not found" not in err, err
     missing = tmp_path / "nowhere" / "model.h5"
     code, _, err = run(["evaluate", missing], capsys)
@@ -355,8 +397,10 @@ def test_unreadable_model_files_get_a_clear_error(trained, tmp_path, capsys):
 @pytest.mark.parametrize("model", ["mmd", "adversarial"])
 def test_diverging_training_stops_without_writing_a_model(model, tmp_path, capsys):
     out = tmp_path / "run"
-    code, stdout, err = run(["train", "--model", model, "--lr", "1e15", "--epochs", "3", "--hidden", "16",
-                             "--verbose", "0", "--out", out], capsys)
+    code, stdout, err = run(
+        ["train", "--model", model, "--lr", "1e15", "--epochs", "3", "--hidden", "16", "--verbose", "0", "--out", out],
+        capsys,
+    )
     assert code == 2 and "training diverged" in err and "--lr" in err, err
     assert re.search(r"(at epoch \d+, batch \d+|after epoch \d+)", err) and len(err.strip().splitlines()) == 1
     assert not out.exists()  # no model.keras, metrics.json, plots or backup to resume from

@@ -6,9 +6,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_model, tiny_variant
 
 from aae_keras import data
+from conftest import tiny_model, tiny_variant
 
 RELEASE_0_1 = Path(__file__).parent / "data" / "release_0_1"  # written by the 0.1.0 code (tiny models)
 MODELS = {
@@ -24,8 +24,12 @@ USES = {
     "adversarial": {"optimizer", "discriminator_optimizer"},  # AdversarialAutoencoder: the joint schedule
     "adversarial_paper": {"optimizer", "discriminator_optimizer", "generator_optimizer"},
     "semi_supervised_mmd": {"optimizer", "classifier_optimizer"},
-    "semi_supervised_adversarial": {"optimizer", "discriminator_optimizer", "generator_optimizer",
-                                    "classifier_optimizer"},  # the paper's variants: the paper's schedule
+    "semi_supervised_adversarial": {
+        "optimizer",
+        "discriminator_optimizer",
+        "generator_optimizer",
+        "classifier_optimizer",
+    },  # the paper's variants: the paper's schedule
     "clustering": {"optimizer"},
 }
 ALL = ("optimizer", "discriminator_optimizer", "generator_optimizer", "classifier_optimizer")
@@ -57,7 +61,9 @@ def test_the_semi_supervised_model_defaults_to_adam_1e4_for_every_phase():
         for name in model._optimizer_groups():
             optimizer = model.phase_optimizer(name)
             assert float(optimizer.learning_rate) == pytest.approx(1e-4), name
-            assert float(optimizer.beta_1) == (0.5 if name in ("discriminator_optimizer", "generator_optimizer") else 0.9)
+            assert float(optimizer.beta_1) == (
+                0.5 if name in ("discriminator_optimizer", "generator_optimizer") else 0.9
+            )
     assert float(tiny_variant("clustering").optimizer.learning_rate) == pytest.approx(1e-3)
 
 

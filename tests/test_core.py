@@ -55,8 +55,12 @@ def _module_imports(path):
 def test_the_core_never_imports_tensorflow_itself(part):
     paths = sorted((PACKAGE / part).glob("*.py")) if (PACKAGE / part).is_dir() else [PACKAGE / part]
     for path in paths:
-        found = [name for name in _module_imports(path) if name.split(".")[0] in ("tensorflow", "tensorflow_probability")]
-        assert not found, f"{path.relative_to(PACKAGE)} imports {found}: TensorFlow code belongs in aae_keras/backend/tensorflow.py"
+        found = [
+            name for name in _module_imports(path) if name.split(".")[0] in ("tensorflow", "tensorflow_probability")
+        ]
+        assert not found, (
+            f"{path.relative_to(PACKAGE)} imports {found}: TensorFlow code belongs in aae_keras/backend/tensorflow.py"
+        )
 
 
 def test_models_build_with_tensorflow_blocked():
@@ -64,7 +68,9 @@ def test_models_build_with_tensorflow_blocked():
     package, the models and their matchers import and build: nothing outside the backend module
     needs TensorFlow."""
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, "-c", BLOCKED_IMPORT], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCKED_IMPORT], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[0] == "jax"
     assert "['Adversary', 'Adversary', 'MMDMatcher'] []" in result.stdout, result.stdout
@@ -77,8 +83,12 @@ import numpy as np  # noqa: E402
 from aae_keras import matchers, models, networks, priors, regularizers  # noqa: E402
 from conftest import VARIANTS, tiny_model, tiny_variant, variant_labels  # noqa: E402
 
-MODEL_CLASSES = [models.MMDAutoencoder, models.AdversarialAutoencoder, models.MatchedAutoencoder,
-                 *(cls for cls, _, _ in VARIANTS.values())]
+MODEL_CLASSES = [
+    models.MMDAutoencoder,
+    models.AdversarialAutoencoder,
+    models.MatchedAutoencoder,
+    *(cls for cls, _, _ in VARIANTS.values()),
+]
 
 
 def test_phases_and_compile_are_written_once():
@@ -96,10 +106,13 @@ def small(digits):
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_variant_takes_the_adversarial_options_and_keeps_them(name, small, tmp_path):
     x, y = small
-    model = tiny_variant(name, "adversarial", schedule="paper", instance_noise=0.1, label_smoothing=0.1,
-                         discriminator_steps=2)
-    assert all(isinstance(m, matchers.Adversary) and m.instance_noise == 0.1 and m.label_smoothing == 0.1
-               for m in model.matchers)
+    model = tiny_variant(
+        name, "adversarial", schedule="paper", instance_noise=0.1, label_smoothing=0.1, discriminator_steps=2
+    )
+    assert all(
+        isinstance(m, matchers.Adversary) and m.instance_noise == 0.1 and m.label_smoothing == 0.1
+        for m in model.matchers
+    )
     history = model.fit(x, variant_labels(name, y), epochs=1, batch_size=50, verbose=0)
     assert np.isfinite(history.history["discriminator_loss"][-1])
     model.save(tmp_path / "model.keras")
@@ -149,8 +162,10 @@ def test_adversarial_options_need_the_adversarial_regularizer():
 
 def test_matchers_are_registered_serializable_layers():
     prior = priors.gaussian_mixture(10, 2)
-    for matcher in (matchers.MMDMatcher(regularizers.SampleMMD(prior, kernel="imq")),
-                    matchers.Adversary(prior, networks.mlp_discriminator(13, (8,)), 0.1, 0.05, num_classes=10)):
+    for matcher in (
+        matchers.MMDMatcher(regularizers.SampleMMD(prior, kernel="imq")),
+        matchers.Adversary(prior, networks.mlp_discriminator(13, (8,)), 0.1, 0.05, num_classes=10),
+    ):
         assert isinstance(matcher, keras.layers.Layer)
         again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(matcher))
         assert type(again) is type(matcher) and again.get_config() == matcher.get_config()
@@ -163,12 +178,15 @@ def test_the_model_tracks_its_matchers_weights_once():
     ids = [id(v) for v in model.trainable_variables]
     assert len(ids) == len(set(ids))
     discriminator_weights = sum(len(d.trainable_variables) for d in model.discriminators)
-    assert len(model.trainable_variables) == (len(model.encoder.trainable_variables) + len(model.decoder.trainable_variables)
-                                              + discriminator_weights)
+    assert len(model.trainable_variables) == (
+        len(model.encoder.trainable_variables) + len(model.decoder.trainable_variables) + discriminator_weights
+    )
 
 
 # ------------------------------------------------------------------------ the JAX backend so far
-ON_JAX = BLOCKED_IMPORT.split("import keras")[0] + """
+ON_JAX = (
+    BLOCKED_IMPORT.split("import keras")[0]
+    + """
 import json, os
 import numpy as np
 import keras
@@ -190,6 +208,7 @@ print(json.dumps({"checks": checks, "same_seed_same_draws": bool(np.array_equal(
                   "mmd": float(regularizers.ClosedFormMMD(prior)(z)), "trained": sorted(history),
                   "tensorflow_imported": sorted(m for m in __import__("sys").modules if m.startswith("tensorflow"))}))
 """
+)
 
 
 @pytest.mark.parametrize("backend_name", ["jax", "torch"])

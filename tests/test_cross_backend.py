@@ -16,9 +16,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_model, tiny_variant
 
 from aae_keras import data, export, presets
+from conftest import tiny_model, tiny_variant
 
 TESTS = Path(__file__).parent
 MODELS = {  # name -> (builder, whether it trains on labels): 3 and 4 optimizers, Gaussian posterior
@@ -65,8 +65,9 @@ def outputs(model):
 def _run(backend_name, out, load=None, save=None):
     env = {**os.environ, "KERAS_BACKEND": backend_name, "JAX_PLATFORMS": "cpu"}
     code = JOB.format(tests=str(TESTS), out=str(out), load=load, save=save)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600,
-                            cwd=TESTS)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600, cwd=TESTS
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 

@@ -9,9 +9,7 @@ from aae_keras import data
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 FASHION_DIR = pathlib.Path(
-    os.environ.get(
-        "AAE_KERAS_FASHION_MNIST_DIR", REPO_ROOT / ".." / "shared" / "data" / "fashion-mnist"
-    )
+    os.environ.get("AAE_KERAS_FASHION_MNIST_DIR", REPO_ROOT / ".." / "shared" / "data" / "fashion-mnist")
 )
 
 
@@ -61,8 +59,9 @@ def test_idx_round_trip(tmp_path, gz):
     assert x.shape == (4, 28, 28) and len(y) == 4
 
 
-@pytest.mark.parametrize("name, folder", [("mnist", "mnist"), ("fashion_mnist", "fashion-mnist"),
-                                          ("fashion_mnist", "fashion_mnist")])
+@pytest.mark.parametrize(
+    "name, folder", [("mnist", "mnist"), ("fashion_mnist", "fashion-mnist"), ("fashion_mnist", "fashion_mnist")]
+)
 def test_the_data_dir_variable_is_the_offline_route(tmp_path, monkeypatch, name, folder):
     (tmp_path / folder).mkdir()
     written = write_idx_dir(tmp_path / folder)
@@ -143,8 +142,7 @@ def test_pipeline_batches_and_determinism():
     assert [b.shape for b in batches] == [(4, 4), (4, 4)] and batches[0].dtype == np.float32
     again = [b.numpy() for b in data.make_pipeline(x, batch_size=4)]
     np.testing.assert_array_equal(np.concatenate(batches), np.concatenate(again))
-    ordered = [b.numpy() for b in data.make_pipeline(x, batch_size=3, shuffle=False,
-                                                      drop_remainder=False)]
+    ordered = [b.numpy() for b in data.make_pipeline(x, batch_size=3, shuffle=False, drop_remainder=False)]
     assert [len(b) for b in ordered] == [3, 3, 3, 1]
     np.testing.assert_array_equal(np.concatenate(ordered), x)
     xb, yb = next(iter(data.make_pipeline(x, y, batch_size=5)))

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import tiny_model, tiny_variant
 
 from aae_keras import export, priors
+from conftest import tiny_model, tiny_variant
 
 KIT = Path(__file__).resolve().parents[1] / "export"
 BLOCKED = ("tensorflow", "keras", "tf_keras", "tensorflow_probability")
@@ -39,8 +39,9 @@ print(json.dumps({{"blocked_modules_loaded": loaded}}))
 
 def run_kit(code, cwd):
     env = {**os.environ, "PYTHONPATH": ""}
-    run = subprocess.run([sys.executable, "-c", PRELUDE + code + EPILOGUE], capture_output=True, text=True,
-                         cwd=cwd, env=env, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", PRELUDE + code + EPILOGUE], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["blocked_modules_loaded"] == []
@@ -148,8 +149,14 @@ def decoder_file(tmp_path_factory):
 
 def run_decode(args, cwd):
     """`python export/decode.py ARGS` in a real subprocess: (exit code, stdout, stderr)."""
-    run = subprocess.run([sys.executable, str(KIT / "decode.py"), *map(str, args)], capture_output=True,
-                         text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": ""}, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(KIT / "decode.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": ""},
+        timeout=120,
+    )
     return run.returncode, run.stdout, run.stderr
 
 
@@ -187,9 +194,17 @@ for path, error in [('notes.onnx', ValueError), ('truncated.onnx', ValueError), 
     assert run.stdout.count("ok:") == 3 and run.stdout.count("not an ONNX model") == 2
 
 
-@pytest.mark.parametrize("args, option", [(["--n", "0"], "--n"), (["--n", "-3"], "--n"), (["--n", "many"], "--n"),
-                                          (["--batch-size", "0"], "--batch-size"), (["--threads", "0"], "--threads"),
-                                          (["--seed", "-1"], "--seed")])
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["--n", "0"], "--n"),
+        (["--n", "-3"], "--n"),
+        (["--n", "many"], "--n"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--threads", "0"], "--threads"),
+        (["--seed", "-1"], "--seed"),
+    ],
+)
 def test_counts_below_one_are_usage_errors(decoder_file, tmp_path, args, option):
     code, _, err = run_decode([decoder_file, *args, "--out", "grid.png"], tmp_path)
     assert code == 2 and "Traceback" not in err and err.startswith("usage: aae-keras-decode"), err

@@ -8,9 +8,7 @@ import pytest
 
 import aae_keras
 
-MODULES = sorted(
-    info.name for info in pkgutil.walk_packages(aae_keras.__path__, prefix="aae_keras.")
-)
+MODULES = sorted(info.name for info in pkgutil.walk_packages(aae_keras.__path__, prefix="aae_keras."))
 
 
 @pytest.mark.parametrize("name", MODULES)

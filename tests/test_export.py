@@ -9,9 +9,9 @@ import onnx
 import onnxruntime
 import pytest
 import tensorflow as tf
-from conftest import VARIANTS, tiny_model, tiny_variant
 
 from aae_keras import export, models, priors
+from conftest import VARIANTS, tiny_model, tiny_variant
 
 BUILDERS = {
     "mmd": lambda: tiny_model("mmd"),
@@ -112,7 +112,10 @@ def test_gaussian_posterior_encoder_exports_means_and_log_variances(tmp_path, fo
     x = images(9)
     if format == "onnx":
         session = onnxruntime.InferenceSession(str(path))
-        assert [(o.name, o.shape) for o in session.get_outputs()] == [("codes", ["batch", 2]), ("log_variances", ["batch", 2])]
+        assert [(o.name, o.shape) for o in session.get_outputs()] == [
+            ("codes", ["batch", 2]),
+            ("log_variances", ["batch", 2]),
+        ]
         codes, log_variances = session.run(["codes", "log_variances"], {"x": x})
         metadata = onnx_metadata(path)
     else:

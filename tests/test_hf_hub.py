@@ -15,10 +15,10 @@ import pytest
 
 pytest.importorskip("huggingface_hub")
 
-from conftest import tiny_model  # noqa: E402
 from hub_server import Hub  # noqa: E402
 
 from aae_keras import presets  # noqa: E402
+from conftest import tiny_model  # noqa: E402
 
 PRESET_FILES = (presets.CONFIG_FILE, presets.WEIGHTS_FILE, presets.METADATA_FILE, "README.md", "samples.png")
 
@@ -88,18 +88,27 @@ def _snapshots(tmp_path, repo):
 def test_load_in_a_fresh_process_with_hf_endpoint(hub, tmp_path):
     """The honest path: HF_ENDPOINT set before huggingface_hub is imported, nothing patched."""
     server, url, revisions, _ = hub
-    script = ("import json, sys, numpy as np\n"
-              "from aae_keras import presets\n"
-              "model = presets.load('hf://org/tiny')\n"
-              "z = np.random.default_rng(7).normal(size=(5, model.latent_dim)).astype('float32')\n"
-              "decoded = np.asarray(model.decode(z)).tolist()\n"
-              "print(json.dumps({'decoded': decoded, 'directory': model.preset['directory']}))\n")
-    env = {**os.environ, "HF_ENDPOINT": url, "AAE_KERAS_HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf_home"),
-           "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-           "HF_HUB_OFFLINE": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    script = (
+        "import json, sys, numpy as np\n"
+        "from aae_keras import presets\n"
+        "model = presets.load('hf://org/tiny')\n"
+        "z = np.random.default_rng(7).normal(size=(5, model.latent_dim)).astype('float32')\n"
+        "decoded = np.asarray(model.decode(z)).tolist()\n"
+        "print(json.dumps({'decoded': decoded, 'directory': model.preset['directory']}))\n"
+    )
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": url,
+        "AAE_KERAS_HOME": str(tmp_path / "home"),
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HUB_OFFLINE": "0",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     before = server.count("GET", "/resolve/")
-    done = subprocess.run([sys.executable, "-c", script], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(result["decoded"], revisions["main"][1], rtol=0, atol=1e-6)
@@ -146,8 +155,11 @@ def test_an_unknown_revision_is_named_and_leaves_nothing(env, tmp_path):
 
 # ------------------------------------------------------------------------------ broken repositories
 def test_a_repository_without_the_weights(env, tmp_path):
-    with pytest.raises(presets.PresetError, match=r"not an aae-keras preset: model\.weights\.h5 missing from "
-                                                  r"the Hub repository org/noweights"):
+    with pytest.raises(
+        presets.PresetError,
+        match=r"not an aae-keras preset: model\.weights\.h5 missing from "
+        r"the Hub repository org/noweights",
+    ):
         presets.load("hf://org/noweights")
     assert _snapshots(tmp_path, "org/noweights") == []
 
@@ -158,8 +170,11 @@ def test_a_listed_file_the_hub_does_not_serve(env):
 
 
 def test_an_unknown_repository(env):
-    with pytest.raises(presets.PresetError, match=r"no repository org/nothing-here on the Hugging Face Hub at "
-                                                  r"http://127\.0\.0\.1:\d+.*hf auth login"):
+    with pytest.raises(
+        presets.PresetError,
+        match=r"no repository org/nothing-here on the Hugging Face Hub at "
+        r"http://127\.0\.0\.1:\d+.*hf auth login",
+    ):
         presets.load("hf://org/nothing-here")
 
 
@@ -176,7 +191,9 @@ def test_tampered_bytes_fail_the_sha256_check_and_are_not_kept(env, tmp_path):
         del server.tampered[("org/tampered", presets.WEIGHTS_FILE)]
     assert _snapshots(tmp_path, "org/tampered") == []
     blobs = tmp_path / "home" / "hf" / "models--org--tampered" / "blobs"
-    assert hashlib.sha256(flipped).hexdigest() not in {hashlib.sha256(p.read_bytes()).hexdigest() for p in blobs.iterdir()}
+    assert hashlib.sha256(flipped).hexdigest() not in {
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in blobs.iterdir()
+    }
     # the server fixed: the next load fetches the genuine file again
     np.testing.assert_allclose(_decoded(presets.load("hf://org/tampered")), revisions["main"][1], rtol=0, atol=1e-6)
 
@@ -184,7 +201,9 @@ def test_tampered_bytes_fail_the_sha256_check_and_are_not_kept(env, tmp_path):
 # ------------------------------------------------------------------------------ no server, offline
 def test_an_unreachable_hub(env, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", _closed_port_url())
-    with pytest.raises(presets.PresetError, match=r"could not reach the Hugging Face Hub at .*HF_ENDPOINT.*HF_HUB_OFFLINE"):
+    with pytest.raises(
+        presets.PresetError, match=r"could not reach the Hugging Face Hub at .*HF_ENDPOINT.*HF_HUB_OFFLINE"
+    ):
         presets.load("hf://org/tiny")
 
 

@@ -51,22 +51,31 @@ def test_nmi_matches_sklearn():
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 10, 2000)
     noisy = np.where(rng.random(2000) < 0.3, rng.integers(0, 16, 2000), labels)
-    cases = [(labels, rng.integers(0, 10, 2000)), (labels, rng.integers(0, 30, 2000)), (labels, noisy),
-             (labels, labels // 3), ([0, 0, 1, 1], [0, 1, 0, 1]), ([2, 2, 2], [7, 7, 7]),
-             ([2, 2, 2], [0, 1, 2])]
+    cases = [
+        (labels, rng.integers(0, 10, 2000)),
+        (labels, rng.integers(0, 30, 2000)),
+        (labels, noisy),
+        (labels, labels // 3),
+        ([0, 0, 1, 1], [0, 1, 0, 1]),
+        ([2, 2, 2], [7, 7, 7]),
+        ([2, 2, 2], [0, 1, 2]),
+    ]
     for truth, clusters in cases:
         expected = normalized_mutual_info_score(truth, clusters)
         assert metrics.nmi(truth, clusters) == pytest.approx(expected, abs=1e-10)
     assert metrics.nmi(labels, (labels + 3) % 10) == pytest.approx(1.0, abs=1e-12)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (([0, 1], [0, 1, 1]), "lengths 2 and 3"),
-    (([], []), "non-empty 1-D"),
-    (([[0, 1]], [[0, 1]]), "non-empty 1-D"),
-    (([0.5, 1], [0, 1]), "integer labels"),
-    ((["a", "b"], [0, 1]), "integer labels"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (([0, 1], [0, 1, 1]), "lengths 2 and 3"),
+        (([], []), "non-empty 1-D"),
+        (([[0, 1]], [[0, 1]]), "non-empty 1-D"),
+        (([0.5, 1], [0, 1]), "integer labels"),
+        ((["a", "b"], [0, 1]), "integer labels"),
+    ],
+)
 def test_label_metrics_reject_bad_input(bad, match):
     for metric in (metrics.cluster_accuracy, metrics.nmi, metrics.classification_error):
         with pytest.raises(ValueError, match=match):
@@ -106,15 +115,18 @@ def test_parzen_bandwidth_and_evaluate_recover_a_known_gaussian():
     assert result["sem"] == pytest.approx(np.std(test_ll) / np.sqrt(500))
 
 
-@pytest.mark.parametrize("change, match", [
-    ({"samples": np.zeros((5, 3))}, "same number of features"),
-    ({"x": np.zeros((0, 4))}, "non-empty batch"),
-    ({"x": np.zeros(4)}, "non-empty batch"),
-    ({"x": np.full((3, 4), np.nan)}, "NaN or infinite"),
-    ({"sigma": 0.0}, "finite and > 0"),
-    ({"sigma": [0.1, 0.2]}, "single bandwidth"),
-    ({"batch_size": 0}, "batch_size"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"samples": np.zeros((5, 3))}, "same number of features"),
+        ({"x": np.zeros((0, 4))}, "non-empty batch"),
+        ({"x": np.zeros(4)}, "non-empty batch"),
+        ({"x": np.full((3, 4), np.nan)}, "NaN or infinite"),
+        ({"sigma": 0.0}, "finite and > 0"),
+        ({"sigma": [0.1, 0.2]}, "single bandwidth"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
 def test_parzen_rejects_bad_input(change, match):
     good = {"x": np.zeros((3, 4)), "samples": np.zeros((5, 4)), "sigma": 0.2}
     with pytest.raises(ValueError, match=match):

@@ -7,18 +7,49 @@ import struct
 
 import keras
 import pytest
-from conftest import tiny_model
 from test_zoo_cli import run  # cli.main's exit code, stdout and stderr
 
 from aae_keras import model_cards, models, presets, priors, recipes
+from conftest import tiny_model
 
 DIGITS = "digits_mmd_mog10"
-SECTIONS = ("What it is", "Recipe", "Data", "Budget", "Hardware", "Versions", "Metrics", "How to load",
-            "How to rebuild", "License")
-TRAIN = ["--model", "mmd", "--prior", "ring", "--latent-dim", "2", "--dataset", "digits", "--epochs", "3",
-         "--hidden", "32", "--seed", "0", "--out", "runs/my run"]  # the last needs shell quoting
-METRICS = {"test_reconstruction": 21.5, "code_mmd2": 0.0013, "codes_near_mode": 0.85, "frechet_distance": 31.25,
-           "novel_metric": 7}
+SECTIONS = (
+    "What it is",
+    "Recipe",
+    "Data",
+    "Budget",
+    "Hardware",
+    "Versions",
+    "Metrics",
+    "How to load",
+    "How to rebuild",
+    "License",
+)
+TRAIN = [
+    "--model",
+    "mmd",
+    "--prior",
+    "ring",
+    "--latent-dim",
+    "2",
+    "--dataset",
+    "digits",
+    "--epochs",
+    "3",
+    "--hidden",
+    "32",
+    "--seed",
+    "0",
+    "--out",
+    "runs/my run",
+]  # the last needs shell quoting
+METRICS = {
+    "test_reconstruction": 21.5,
+    "code_mmd2": 0.0013,
+    "codes_near_mode": 0.85,
+    "frechet_distance": 31.25,
+    "novel_metric": 7,
+}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -35,10 +66,18 @@ def saved(tmp_path_factory):
     model = tiny_model("mmd")
     directory = tmp_path_factory.mktemp("presets") / "tiny_mmd"
     recipe = {"name": "tiny_mmd", "description": "A tiny test preset.", "train": TRAIN, "shipped": False}
-    presets.save(model, directory, name="tiny_mmd", description=recipe["description"], recipe=recipe,
-                 dataset={"name": "digits", "sha256": "ab" * 32, "train_size": 1437, "test_size": 360}, seed=0,
-                 metrics=METRICS, results={"epochs": 3, "fit_seconds": 2.5},
-                 trained_on={"backend": "jax", "device": "NVIDIA H200"})
+    presets.save(
+        model,
+        directory,
+        name="tiny_mmd",
+        description=recipe["description"],
+        recipe=recipe,
+        dataset={"name": "digits", "sha256": "ab" * 32, "train_size": 1437, "test_size": 360},
+        seed=0,
+        metrics=METRICS,
+        results={"epochs": 3, "fit_seconds": 2.5},
+        trained_on={"backend": "jax", "device": "NVIDIA H200"},
+    )
     return model, directory, json.loads((directory / presets.METADATA_FILE).read_text())
 
 
@@ -77,8 +116,14 @@ def test_render_a_saved_preset_has_every_section_and_metric(saved):
 
 def test_render_says_what_is_not_recorded_and_cards_a_classifier():
     recipe = {"kind": "classifier", "classifier": {"dataset": "fashion_mnist", "epochs": 4}}
-    card = model_cards.render({"name": "fashion_mnist_classifier", "model_class": "FashionClassifier",
-                               "recipe": recipe, "metrics": {"test_accuracy": 0.91}})
+    card = model_cards.render(
+        {
+            "name": "fashion_mnist_classifier",
+            "model_class": "FashionClassifier",
+            "recipe": recipe,
+            "metrics": {"test_accuracy": 0.91},
+        }
+    )
     assert_sections(card)
     assert section(card, "Hardware") == "- backend: not recorded\n- device: not recorded"
     assert "training images: not recorded" in card
@@ -176,7 +221,8 @@ def test_zoo_info_prints_a_shipped_readme_and_where_the_files_are(tmp_path, monk
     assert code == 0, err
     assert_sections(out)
     archive = presets.info(other)["archive"]["file"]
-    assert out.rstrip().endswith(f"Files: download only, the archive {archive} from the zoo's download server: "
-                                 f"`aae-keras zoo download {other}`")
+    assert out.rstrip().endswith(
+        f"Files: download only, the archive {archive} from the zoo's download server: `aae-keras zoo download {other}`"
+    )
     entry = presets.info(other)
     assert f"- device: {entry['trained_on']['device']}" in out and f"- epochs: {entry['budget']['epochs']}" in out

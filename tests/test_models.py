@@ -2,9 +2,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_model
 
 from aae_keras import data, metrics, models, networks, priors, regularizers
+from conftest import tiny_model
 
 RING = priors.gaussian_mixture(10, 2)
 

@@ -70,7 +70,10 @@ def runs(tmp_path_factory):
             with open(out / f"{role}.out", "w") as stdout, open(out / f"{role}.err", "w") as stderr:
                 procs[role] = subprocess.Popen(
                     [sys.executable, str(JOB), str(out), mode],
-                    stdout=stdout, stderr=stderr, env=_env(tf_config), cwd=HERE.parent,
+                    stdout=stdout,
+                    stderr=stderr,
+                    env=_env(tf_config),
+                    cwd=HERE.parent,
                 )
         deadline = time.monotonic() + TIMEOUT
         while any(p.poll() is None for p in procs.values()):
@@ -111,7 +114,7 @@ def runs(tmp_path_factory):
 
 def _weights(weights, variant, when):
     prefix = f"{variant}/{when}/"
-    keys = sorted((k for k in weights if k.startswith(prefix)), key=lambda k: int(k[len(prefix):]))
+    keys = sorted((k for k in weights if k.startswith(prefix)), key=lambda k: int(k[len(prefix) :]))
     assert keys, f"no {prefix} weights"
     return [weights[k] for k in keys]
 

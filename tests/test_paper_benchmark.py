@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from test_data import write_idx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,9 +23,27 @@ def _tiny_mnist(directory, n_train=300, n_test=50):
 
 def test_recipe_runs_resume_and_are_measured_again(tmp_path):
     _tiny_mnist(tmp_path / "mnist")
-    command = [sys.executable, str(ROOT / "benchmarks" / "paper.py"), "--dataset", "mnist", "--data-dir",
-               str(tmp_path / "mnist"), "--from-recipes", "--experiments", "semi", "--regularizers", "mmd",
-               "--seeds", "3", "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "r.json")]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "paper.py"),
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(tmp_path / "mnist"),
+        "--from-recipes",
+        "--experiments",
+        "semi",
+        "--regularizers",
+        "mmd",
+        "--seeds",
+        "3",
+        "--epochs",
+        "1",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "r.json"),
+    ]
     first = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     run = tmp_path / "runs" / "mnist_semisup100_mmd_s3"

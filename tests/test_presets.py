@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import http_server, tiny_model, tiny_variant
 
 from aae_keras import cli, models, presets
+from conftest import http_server, tiny_model, tiny_variant
 
 ZOO = Path(presets.ZOO_DIR)
 SHIPPED = "digits_mmd_mog10"
@@ -171,8 +171,11 @@ def sources(tmp_path_factory):
     """kind -> (model, preset directory, metadata) for three tiny models with perturbed weights
     (so that no fresh initialization could reproduce them by chance)."""
     root = tmp_path_factory.mktemp("sources")
-    builders = {"mmd": lambda: tiny_model("mmd"), "supervised": lambda: tiny_variant("supervised"),
-                "dim_reduction": lambda: tiny_variant("dim_reduction")}
+    builders = {
+        "mmd": lambda: tiny_model("mmd"),
+        "supervised": lambda: tiny_variant("supervised"),
+        "dim_reduction": lambda: tiny_variant("dim_reduction"),
+    }
     out = {}
     rng = np.random.default_rng(123)
     for kind, build in builders.items():
@@ -195,16 +198,19 @@ def shipped():
 def test_saved_preset_records_its_files(sources):
     for kind, (model, directory, metadata) in sources.items():
         card = ["README.md", "samples.png"]  # the model card (model_cards.write)
-        assert sorted(os.listdir(directory)) == sorted([presets.CONFIG_FILE, presets.WEIGHTS_FILE, presets.METADATA_FILE,
-                                                        *card])
+        assert sorted(os.listdir(directory)) == sorted(
+            [presets.CONFIG_FILE, presets.WEIGHTS_FILE, presets.METADATA_FILE, *card]
+        )
         on_disk = json.loads((directory / presets.METADATA_FILE).read_text())
         assert on_disk == metadata
         assert metadata["model_class"] == type(model).__name__
         assert metadata["recipe"] == "test" and metadata["seed"] == 5
         assert sorted(metadata["files"]) == sorted([*presets.HASHED_FILES, *card])
         for name in metadata["files"]:
-            assert metadata["files"][name] == {"sha256": _sha256(directory / name),
-                                               "size": (directory / name).stat().st_size}
+            assert metadata["files"][name] == {
+                "sha256": _sha256(directory / name),
+                "size": (directory / name).stat().st_size,
+            }
         assert (metadata["check"]["labels"] is not None) == (kind == "supervised")
         assert presets.verify_check(model, metadata["check"]) <= presets.CHECK_TOLERANCE
 
@@ -214,8 +220,11 @@ def test_round_trip_tar_gz_over_http(sources, server, home, kind):
     model, directory, metadata = sources[kind]
     base, served = server
     record = presets.pack(directory, served / f"{kind}.tar.gz")
-    assert record == {"file": f"{kind}.tar.gz", "sha256": _sha256(served / f"{kind}.tar.gz"),
-                      "size": (served / f"{kind}.tar.gz").stat().st_size}
+    assert record == {
+        "file": f"{kind}.tar.gz",
+        "sha256": _sha256(served / f"{kind}.tar.gz"),
+        "size": (served / f"{kind}.tar.gz").stat().st_size,
+    }
     # packing is reproducible: the same directory gives the same bytes
     assert presets.pack(directory, home.parent / "again.tar.gz")["sha256"] == record["sha256"]
 
@@ -334,8 +343,7 @@ def test_not_an_archive_url_is_refused(server, home):
 def test_archive_whose_files_do_not_match_their_metadata_is_refused(sources, server, home):
     base, served = server
     members = _preset_members(sources["mmd"][1])
-    members = [(info, data + b"\0" if info.name.endswith(presets.WEIGHTS_FILE) else data)
-               for info, data in members]
+    members = [(info, data + b"\0" if info.name.endswith(presets.WEIGHTS_FILE) else data) for info, data in members]
     _tar_gz(served / "tampered.tar.gz", members)
     with pytest.raises(presets.PresetError, match="damaged"):
         presets.load(f"{base}/tampered.tar.gz")
@@ -423,8 +431,7 @@ def test_modified_weights_are_detected(sources, tmp_path):
 
 # ------------------------------------------------------------------------------ 6. unknown names
 def test_unknown_zoo_name_lists_known_presets():
-    for call in (presets.load, presets.resolve, presets.info, presets.download,
-                 models.MMDAutoencoder.from_preset):
+    for call in (presets.load, presets.resolve, presets.info, presets.download, models.MMDAutoencoder.from_preset):
         with pytest.raises(presets.PresetError, match=SHIPPED) as error:
             call("no_such_preset_zz")
         assert "no_such_preset_zz" in str(error.value)
@@ -481,8 +488,11 @@ def _shipped_entries():
         if not entry.get("shipped"):
             continue
         missing = not (ZOO / "presets" / name).is_dir()
-        params.append(pytest.param(name, entry, id=name,
-                                   marks=pytest.mark.skipif(missing, reason=f"zoo/presets/{name} not present")))
+        params.append(
+            pytest.param(
+                name, entry, id=name, marks=pytest.mark.skipif(missing, reason=f"zoo/presets/{name} not present")
+            )
+        )
     return params
 
 
@@ -525,8 +535,9 @@ def test_save_refuses_an_existing_directory(sources, tmp_path):
 
     metadata = presets.save(model, target, name="tiny", overwrite=True)
     assert metadata["name"] == "tiny"
-    assert _entries(target) == sorted([presets.CONFIG_FILE, presets.METADATA_FILE, presets.WEIGHTS_FILE,
-                                       "README.md", "samples.png"])
+    assert _entries(target) == sorted(
+        [presets.CONFIG_FILE, presets.METADATA_FILE, presets.WEIGHTS_FILE, "README.md", "samples.png"]
+    )
     assert _entries(parent) == ["preset"]
     loaded = presets.load(target)
     np.testing.assert_allclose(_decoded(loaded, "mmd"), _decoded(model, "mmd"), atol=1e-6)
@@ -540,22 +551,36 @@ def test_two_processes_loading_one_url_both_succeed(sources, home):
     model, directory, _ = sources["mmd"]
     payload_path = home.parent / "concurrent.tar.gz"
     sha = presets.pack(directory, payload_path)["sha256"]
-    code = ("import json, sys; from aae_keras import models; "
-            "m = models.LatentAutoencoder.from_preset(sys.argv[1], sha256=sys.argv[2]); "
-            "print(json.dumps({'class': type(m).__name__, 'directory': m.preset['directory']}))")
+    code = (
+        "import json, sys; from aae_keras import models; "
+        "m = models.LatentAutoencoder.from_preset(sys.argv[1], sha256=sys.argv[2]); "
+        "print(json.dumps({'class': type(m).__name__, 'directory': m.preset['directory']}))"
+    )
     payload = payload_path.read_bytes()
     assert len(payload) > 4 * CHUNK
     with _archive_server(payload, pause_at=CHUNK * (len(payload) // CHUNK // 2), delay=0.2) as server:
         url = f"{server.url}/concurrent.tar.gz"
         env = {**os.environ, "AAE_KERAS_HOME": str(home)}
-        runs = [subprocess.Popen([sys.executable, "-c", code, url, sha], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, url, sha],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for _ in range(2)
+        ]
         outputs = [run.communicate(timeout=300) for run in runs]
     for run, (out, err) in zip(runs, outputs):
         assert run.returncode == 0, err[-2000:]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert server.requests == 2  # the downloads overlapped: each process fetched the archive
-    assert results[0] == results[1] == {"class": "MMDAutoencoder", "directory": str(home / "presets" / f"concurrent-{sha[:16]}")}
+    assert (
+        results[0]
+        == results[1]
+        == {"class": "MMDAutoencoder", "directory": str(home / "presets" / f"concurrent-{sha[:16]}")}
+    )
     assert _entries(home / "presets") == [f"concurrent-{sha[:16]}"]
     assert _entries(home / "archives") == []
     loaded = presets.load(results[0]["directory"])  # verifies the hashes
@@ -649,9 +674,15 @@ def test_zoo_download_without_a_server_says_how_to_get_one(home):
 
 # ------------------------------------------------------------------------------ 14. registration
 def test_load_registers_the_model_classes_itself(home):
-    code = ("import sys, aae_keras.presets as p; m = p.load('digits_mmd_mog10'); "
-            "print(type(m).__name__, m.sample(2).shape)")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "AAE_KERAS_HOME": str(home)})
+    code = (
+        "import sys, aae_keras.presets as p; m = p.load('digits_mmd_mog10'); print(type(m).__name__, m.sample(2).shape)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "AAE_KERAS_HOME": str(home)},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1] == "MMDAutoencoder (2, 8, 8)"

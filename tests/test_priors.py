@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 
-from conftest import tensorflow_only
-
 from aae_keras import priors
+from conftest import tensorflow_only
 
 
 def test_ring_prior_matches_the_paper():
@@ -44,7 +43,9 @@ def test_factories_sample_and_serialize(prior):
     samples = np.asarray(prior.sample(1000, seed=1))
     assert samples.shape == (1000, d) and np.all(np.isfinite(samples))
     rebuilt = priors.from_config(priors.to_config(prior))
-    np.testing.assert_allclose(np.asarray(rebuilt.sample(5, seed=(3, 3))), np.asarray(prior.sample(5, seed=(3, 3))), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(rebuilt.sample(5, seed=(3, 3))), np.asarray(prior.sample(5, seed=(3, 3))), rtol=1e-5
+    )
 
 
 def test_sample_statistics():
@@ -98,13 +99,19 @@ def test_sampling_is_stateless_and_seeded():
     assert not np.allclose(np.asarray(ring.sample(6, seed=4)), np.asarray(ring.sample(6, seed=5)))
 
 
-@pytest.mark.parametrize("prior", [
-    priors.gaussian_mixture(10, 2),
-    priors.gaussian_mixture(means=[[0.0, 0.0], [3.0, 1.0]], covariances=[np.eye(2), [[2.0, 0.5], [0.5, 1.0]]], weights=[0.4, 0.6]),
-    priors.gaussian(3, 2.0),
-    priors.uniform(2, -1.0, [1.0, 3.0]),
-    priors.categorical(4, [0.1, 0.2, 0.3, 0.4]),
-], ids=["ring", "full_covariance", "gaussian", "uniform", "categorical"])
+@pytest.mark.parametrize(
+    "prior",
+    [
+        priors.gaussian_mixture(10, 2),
+        priors.gaussian_mixture(
+            means=[[0.0, 0.0], [3.0, 1.0]], covariances=[np.eye(2), [[2.0, 0.5], [0.5, 1.0]]], weights=[0.4, 0.6]
+        ),
+        priors.gaussian(3, 2.0),
+        priors.uniform(2, -1.0, [1.0, 3.0]),
+        priors.categorical(4, [0.1, 0.2, 0.3, 0.4]),
+    ],
+    ids=["ring", "full_covariance", "gaussian", "uniform", "categorical"],
+)
 @tensorflow_only
 def test_log_prob_and_tfp_round_trip(prior):
     z = np.asarray(prior.sample(50, seed=9))
@@ -148,6 +155,7 @@ def test_importing_the_library_does_not_import_tfp():
 @tensorflow_only
 def test_a_users_tfp_prior_trains_saves_and_loads(tmp_path, digits):
     import keras
+
     from conftest import tiny_model
 
     tfp_ring = priors.gaussian_mixture(10, 2).distribution  # a tfd.MixtureSameFamily

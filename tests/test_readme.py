@@ -12,6 +12,8 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = {}
     for block in blocks:
-        code = block.replace("epochs=80", "epochs=1").replace("model.fit(x_train, batch_size=100)", "model.fit(x_train, epochs=1, batch_size=100, verbose=0)")
+        code = block.replace("epochs=80", "epochs=1").replace(
+            "model.fit(x_train, batch_size=100)", "model.fit(x_train, epochs=1, batch_size=100, verbose=0)"
+        )
         exec(compile(code, str(README), "exec"), namespace)
     assert (tmp_path / "ring.keras").exists()

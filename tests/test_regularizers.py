@@ -2,9 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import tensorflow_only
-
 from aae_keras import kernels, priors, regularizers
+from conftest import tensorflow_only
 
 FULL_COV_MIXTURE = dict(
     means=[[0.0, 0.0], [3.0, 0.0], [0.0, 2.0]],
@@ -92,7 +91,10 @@ def test_default_ladder_keeps_gradients_alive_far_from_the_ring():
     rng = np.random.default_rng(0)
     z = tf.constant(np.array([24.0, 0.0]) + 0.3 * rng.normal(size=(100, 2)), tf.float32)
     grads = {}
-    for name, reg in {"auto": regularizers.ClosedFormMMD(ring), "single": regularizers.ClosedFormMMD(ring, [0.5])}.items():
+    for name, reg in {
+        "auto": regularizers.ClosedFormMMD(ring),
+        "single": regularizers.ClosedFormMMD(ring, [0.5]),
+    }.items():
         with tf.GradientTape() as tape:
             tape.watch(z)
             loss = reg(z)
@@ -190,7 +192,9 @@ def test_conditional_mmd_is_the_share_weighted_per_class_closed_form():
         expected += members.sum() / 55 * float(single(z[members]))  # class 2 has 1 code: skipped
     assert float(reg(z, labels)) == pytest.approx(expected, rel=1e-4)
 
-    per_component = np.stack([np.asarray(prior.sample(300, seed=(4, k), components=np.full(300, k))) for k in range(3)], 1)
+    per_component = np.stack(
+        [np.asarray(prior.sample(300, seed=(4, k), components=np.full(300, k))) for k in range(3)], 1
+    )
     right = np.repeat(np.arange(3)[None], 300, axis=0)
     values = [float(reg(per_component[:, k], right[:, k])) for k in range(3)]
     assert max(abs(v) for v in values) < 0.01

@@ -5,12 +5,19 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from aae_keras import data, priors, regularizers
 from conftest import tiny_model, tiny_variant, variant_labels
 
-from aae_keras import data, models, priors, regularizers
-
 MMD_MODELS = ["mmd", "sample_mmd", "imq_mmd", "supervised", "semi_supervised", "clustering", "dim_reduction"]
-ADVERSARIAL_MODELS = ["adversarial", "label_conditioned", "supervised", "semi_supervised", "clustering", "dim_reduction"]
+ADVERSARIAL_MODELS = [
+    "adversarial",
+    "label_conditioned",
+    "supervised",
+    "semi_supervised",
+    "clustering",
+    "dim_reduction",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +49,14 @@ def test_a_batch_of_one_code_trains_without_nan(name, small):
     assert np.isfinite(history.history["loss"][-1]) and all_finite(model)
 
 
-@pytest.mark.parametrize("reg", [regularizers.ClosedFormMMD(priors.gaussian(2)),
-                                 regularizers.SampleMMD(priors.gaussian(2)),
-                                 regularizers.SampleMMD(priors.gaussian(2), kernel="imq")])
+@pytest.mark.parametrize(
+    "reg",
+    [
+        regularizers.ClosedFormMMD(priors.gaussian(2)),
+        regularizers.SampleMMD(priors.gaussian(2)),
+        regularizers.SampleMMD(priors.gaussian(2), kernel="imq"),
+    ],
+)
 @pytest.mark.parametrize("n", [0, 1])
 def test_mmd_of_fewer_than_two_codes_is_zero_with_finite_gradient(reg, n):
     z = tf.Variable(np.ones((n, 2), np.float32))
@@ -80,7 +92,9 @@ def test_terminate_on_nan_stops_an_adversarial_run(small):
             if len(batches) == 1:
                 model.decoder.set_weights([np.full_like(w, np.nan) for w in model.decoder.get_weights()])
 
-    model.fit(small[0], epochs=5, batch_size=50, verbose=0, callbacks=[PoisonAndCount(), keras.callbacks.TerminateOnNaN()])
+    model.fit(
+        small[0], epochs=5, batch_size=50, verbose=0, callbacks=[PoisonAndCount(), keras.callbacks.TerminateOnNaN()]
+    )
     assert len(batches) == 2  # the batch after the poisoning logs a NaN loss, and the run stops
 
 
@@ -158,8 +172,11 @@ class Interrupt(keras.callbacks.Callback):
 def test_backup_and_restore_resumes_partial_label_runs_exactly(name, small, tmp_path):
     x, y = small
     labels = data.keep_labels(y, 30) if name != "mmd" else None
-    kwargs = dict(epochs=4, batch_size=50, verbose=0, labeled_batch_size=10) if labels is not None else dict(
-        epochs=4, batch_size=50, verbose=0)
+    kwargs = (
+        dict(epochs=4, batch_size=50, verbose=0, labeled_batch_size=10)
+        if labels is not None
+        else dict(epochs=4, batch_size=50, verbose=0)
+    )
     straight = make(name)
     straight.fit(x, labels, **kwargs)
     resumed = make(name)
@@ -173,9 +190,15 @@ def test_backup_and_restore_resumes_partial_label_runs_exactly(name, small, tmp_
 
 
 # ------------------------------------------------------------------ 11. mixed precision
-MIXED_CASES = [("mmd", "mmd", {}), ("adversarial", "adversarial", {"posterior": "gaussian"}),
-               ("label_conditioned", "mmd", {}), ("supervised", "adversarial", {}),
-               ("semi_supervised", "adversarial", {}), ("clustering", "mmd", {}), ("dim_reduction", "adversarial", {})]
+MIXED_CASES = [
+    ("mmd", "mmd", {}),
+    ("adversarial", "adversarial", {"posterior": "gaussian"}),
+    ("label_conditioned", "mmd", {}),
+    ("supervised", "adversarial", {}),
+    ("semi_supervised", "adversarial", {}),
+    ("clustering", "mmd", {}),
+    ("dim_reduction", "adversarial", {}),
+]
 
 
 @pytest.mark.parametrize("name, regularizer, kwargs", MIXED_CASES, ids=[c[0] for c in MIXED_CASES])

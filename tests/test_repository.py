@@ -28,8 +28,10 @@ def test_tracked_files_stay_under_30_mb():
     sizes = {p.relative_to(ROOT).as_posix(): p.stat().st_size for p in paths if p.is_file()}
     total = sum(sizes.values())
     largest = sorted(sizes.items(), key=lambda item: -item[1])[:5]
-    assert total < TRACKED_BUDGET, (f"the tracked files take {total / 1e6:.1f} MB, over {TRACKED_BUDGET / 1e6:.0f} MB; "
-                                    f"make large presets download-only. Largest: {largest}")
+    assert total < TRACKED_BUDGET, (
+        f"the tracked files take {total / 1e6:.1f} MB, over {TRACKED_BUDGET / 1e6:.0f} MB; "
+        f"make large presets download-only. Largest: {largest}"
+    )
     print(f"tracked files: {total / 1e6:.1f} MB in {len(sizes)} files")
 
 

@@ -13,19 +13,36 @@ import time
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_model
 
 from aae_keras import callbacks, cli, presets, runs
+from conftest import tiny_model
 
-TRAIN = ["--epochs", "8", "--batch-size", "10", "--hidden", "32", "--patience", "3", "--validation", "200",
-         "--seed", "0", "--verbose", "0", "--strategy", "none"]
+TRAIN = [
+    "--epochs",
+    "8",
+    "--batch-size",
+    "10",
+    "--hidden",
+    "32",
+    "--patience",
+    "3",
+    "--validation",
+    "200",
+    "--seed",
+    "0",
+    "--verbose",
+    "0",
+    "--strategy",
+    "none",
+]
 
 
 def console(argv, backend=None, **kwargs):
     script = os.path.join(os.path.dirname(sys.executable), "aae-keras")
     env = {**os.environ, "AAE_KERAS_XLA": "0", **({"KERAS_BACKEND": backend} if backend else {})}
-    return subprocess.Popen([script, *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, **kwargs)
+    return subprocess.Popen(
+        [script, *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs
+    )
 
 
 def finished(argv, **kwargs):
@@ -111,23 +128,33 @@ def test_a_killed_zoo_build_resumes_exactly(straight, tmp_path, monkeypatch):
     (zoo / "recipes").mkdir(parents=True)
     (zoo / "manifest.json").write_text(json.dumps({"format": 1, "base_url": None, "presets": {}}))
     (zoo / "recipes" / "tiny.json").write_text(json.dumps({"description": "tiny", "train": TRAIN}))
-    script = ("import sys, pathlib; from aae_keras import cli, presets, recipes; presets.ZOO_DIR = pathlib.Path(sys.argv[1]); "
-              "recipes.RECIPES_DIR = presets.ZOO_DIR / 'recipes'; recipes.ARCHIVES_DIR = presets.ZOO_DIR / 'archives'; "
-              "cli.main(['zoo', 'build', 'tiny', '--out', sys.argv[2], '--verbose', '0'])")
+    script = (
+        "import sys, pathlib; from aae_keras import cli, presets, recipes; presets.ZOO_DIR = pathlib.Path(sys.argv[1]); "
+        "recipes.RECIPES_DIR = presets.ZOO_DIR / 'recipes'; recipes.ARCHIVES_DIR = presets.ZOO_DIR / 'archives'; "
+        "cli.main(['zoo', 'build', 'tiny', '--out', sys.argv[2], '--verbose', '0'])"
+    )
     preset = tmp_path / "tiny"
     argv = [sys.executable, "-c", script, zoo, preset]
-    process = subprocess.Popen(list(map(str, argv)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "AAE_KERAS_XLA": "0"})
+    process = subprocess.Popen(
+        list(map(str, argv)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "AAE_KERAS_XLA": "0"},
+    )
     state = preset / runs.BACKUP_DIR / callbacks.ResumeFromBackup.STATE / "state.json"
-    while process.poll() is None and not (state.is_file() and json.loads(state.read_text() or "{}").get("epoch", 0) >= 3):
+    while process.poll() is None and not (
+        state.is_file() and json.loads(state.read_text() or "{}").get("epoch", 0) >= 3
+    ):
         time.sleep(0.02)
     assert process.poll() is None, process.stderr.read()[-2000:]
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     assert os.listdir(preset) == [runs.BACKUP_DIR]
 
-    result = subprocess.run(list(map(str, argv)), capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "AAE_KERAS_XLA": "0"})
+    result = subprocess.run(
+        list(map(str, argv)), capture_output=True, text=True, timeout=600, env={**os.environ, "AAE_KERAS_XLA": "0"}
+    )
     assert result.returncode in (0, None), result.stderr[-3000:]
     assert runs.BACKUP_DIR not in os.listdir(preset)
     reference = json.loads((straight / "metrics.json").read_text())
@@ -155,8 +182,7 @@ def test_resume_from_backup_restores_early_stopping(digits, tmp_path, monkeypatc
         model = tiny_model("mmd")
         stopper = keras.callbacks.EarlyStopping("val_loss", patience=3, min_delta=50.0, restore_best_weights=True)
         resume = callbacks.ResumeFromBackup(tmp_path / "backup", early_stopping=stopper)
-        model.fit(x, epochs=10, batch_size=50, validation_data=held_out, verbose=0,
-                  callbacks=[stopper, resume, *extra])
+        model.fit(x, epochs=10, batch_size=50, validation_data=held_out, verbose=0, callbacks=[stopper, resume, *extra])
         return model, stopper, resume
 
     straight, straight_stopper, _ = fit()

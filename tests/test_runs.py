@@ -12,10 +12,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import VARIANTS, tiny_model, tiny_variant
 
 import aae_keras
 from aae_keras import data, runs
+from conftest import VARIANTS, tiny_model, tiny_variant
 
 PACKAGE_DIR = os.path.dirname(aae_keras.__file__)
 MODULES = sorted(info.name for info in pkgutil.walk_packages(aae_keras.__path__, prefix="aae_keras."))
@@ -28,21 +28,25 @@ def test_settings_defaults_are_the_train_flags_defaults():
     assert (checked.prior, checked.regularizer, checked.epochs) == ("ring", None, 200)
     assert checked.directory() == os.path.join("aae_runs", "mmd_ring_digits")
     variant = runs.TrainSettings.from_argv(["--model", "semi_supervised", "--labels", "100", "--hidden", "8,8"])
-    assert variant.checked() == dataclasses.replace(variant, prior="gaussian", regularizer="mmd", epochs=200,
-                                                    validation=0)
+    assert variant.checked() == dataclasses.replace(
+        variant, prior="gaussian", regularizer="mmd", epochs=200, validation=0
+    )
     assert variant.hidden == (8, 8) and variant.checked().directory().endswith("semi_supervised_mmd_digits")
 
 
-@pytest.mark.parametrize("settings, message", [
-    (runs.TrainSettings(latent_dim=3), "--latent-dim 2"),
-    (runs.TrainSettings(model="mmd", prior="swiss_roll"), "sample_mmd"),
-    (runs.TrainSettings(model="supervised", clusters=3), "--clusters applies to clustering and dim_reduction"),
-    (runs.TrainSettings(model="vae"), "model 'vae' is not one of: mmd, sample_mmd"),
-    (runs.TrainSettings(prior="banana"), "prior 'banana' is not one of"),
-    (runs.TrainSettings(model="mmd", schedule="paper"), "--schedule applies to adversarial models"),
-    (runs.TrainSettings(patience=3, validation=0), "--patience watches the validation loss"),
-    (runs.TrainSettings(epochs=5, min_epochs=6), "--min-epochs 6 is more than --epochs 5"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (runs.TrainSettings(latent_dim=3), "--latent-dim 2"),
+        (runs.TrainSettings(model="mmd", prior="swiss_roll"), "sample_mmd"),
+        (runs.TrainSettings(model="supervised", clusters=3), "--clusters applies to clustering and dim_reduction"),
+        (runs.TrainSettings(model="vae"), "model 'vae' is not one of: mmd, sample_mmd"),
+        (runs.TrainSettings(prior="banana"), "prior 'banana' is not one of"),
+        (runs.TrainSettings(model="mmd", schedule="paper"), "--schedule applies to adversarial models"),
+        (runs.TrainSettings(patience=3, validation=0), "--patience watches the validation loss"),
+        (runs.TrainSettings(epochs=5, min_epochs=6), "--min-epochs 6 is more than --epochs 5"),
+    ],
+)
 def test_settings_that_do_not_fit_together(settings, message):
     with pytest.raises(runs.UsageError, match=message):
         settings.checked()
@@ -52,9 +56,12 @@ def test_the_schedule_flag_reaches_the_adversarial_models():
     from aae_keras.models import base
 
     assert runs.SCHEDULES == base.SCHEDULES
-    for argv, schedule in ((["--model", "adversarial", "--schedule", "paper"], "paper"), (["--model", "adversarial"], "joint"),
-                           (["--model", "clustering", "--regularizer", "adversarial"], "paper"),
-                           (["--model", "clustering", "--regularizer", "adversarial", "--schedule", "joint"], "joint")):
+    for argv, schedule in (
+        (["--model", "adversarial", "--schedule", "paper"], "paper"),
+        (["--model", "adversarial"], "joint"),
+        (["--model", "clustering", "--regularizer", "adversarial"], "paper"),
+        (["--model", "clustering", "--regularizer", "adversarial", "--schedule", "joint"], "joint"),
+    ):
         settings = runs.TrainSettings.from_argv([*argv, "--hidden", "8"]).checked()
         model = runs.make_model(settings, (8, 8), runs.make_prior(settings.prior, settings.latent_dim))
         assert model.schedule == schedule
@@ -91,8 +98,16 @@ def test_held_out_images_lend_no_labels(digits):
         runs.prepare_training(dataclasses.replace(settings, validation=len(digits.x_train)))
 
 
-@pytest.mark.parametrize("name, by_class", [("mmd", False), ("supervised", True), ("semi_supervised", True),
-                                            ("label_conditioned", True), ("clustering", False)])
+@pytest.mark.parametrize(
+    "name, by_class",
+    [
+        ("mmd", False),
+        ("supervised", True),
+        ("semi_supervised", True),
+        ("label_conditioned", True),
+        ("clustering", False),
+    ],
+)
 def test_samples_by_class(name, by_class):
     model = _model(name)
     assert model.samples_by_class is by_class
@@ -111,7 +126,9 @@ def _top_level_imports(path, name):
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
         elif isinstance(node, ast.If):  # aae_keras/__init__.py registers the models under an if
             found |= {a.name for n in ast.walk(node) if isinstance(n, ast.Import) for a in n.names}
@@ -120,15 +137,17 @@ def _top_level_imports(path, name):
 
 
 def test_no_import_cycle_between_modules():
-    paths = {info.name: info.module_finder.find_spec(info.name).origin
-             for info in pkgutil.walk_packages(aae_keras.__path__, prefix="aae_keras.")}
+    paths = {
+        info.name: info.module_finder.find_spec(info.name).origin
+        for info in pkgutil.walk_packages(aae_keras.__path__, prefix="aae_keras.")
+    }
     graph = {name: _top_level_imports(path, name) - {name} for name, path in paths.items()}
     assert "aae_keras.cli" not in graph["aae_keras.recipes"] and "aae_keras.runs" in graph["aae_keras.recipes"]
 
     def cycle_from(start, seen=()):
         for module in graph[start]:
             if module in seen:
-                return [*seen[seen.index(module):], module]
+                return [*seen[seen.index(module) :], module]
             found = cycle_from(module, (*seen, module))
             if found:
                 return found
@@ -221,14 +240,21 @@ def test_dim_reduction_check_latents_add_the_cluster_heads():
 
 def test_a_semi_supervised_dim_reduction_uses_labels_and_scores_clusters(digits):
     model = tiny_variant("dim_reduction", semi_supervised=True)
-    assert model.uses_labels and set(model.task_metrics(digits.x_test[:30], digits.y_test[:30])) == {"cluster_accuracy", "nmi"}
+    assert model.uses_labels and set(model.task_metrics(digits.x_test[:30], digits.y_test[:30])) == {
+        "cluster_accuracy",
+        "nmi",
+    }
 
 
 def test_code_metrics_and_figures_follow_the_capabilities(digits, tmp_path):
     x, y = digits.x_test[:60], digits.y_test[:60]
     label_conditioned, reduction = tiny_variant("label_conditioned"), tiny_variant("dim_reduction")
     assert set(runs.code_metrics(label_conditioned, x, y)) == {
-        "code_mmd2", "code_mmd2_method", "codes_near_mode", "codes_on_class_component"}
+        "code_mmd2",
+        "code_mmd2_method",
+        "codes_near_mode",
+        "codes_on_class_component",
+    }
     assert set(runs.code_metrics(label_conditioned, x)) == {"code_mmd2", "code_mmd2_method", "codes_near_mode"}
     assert set(runs.code_metrics(reduction, x, y)) == {"cluster_accuracy", "nmi"}  # no MMD of the map
     test_split = data.Dataset(x_train=x, y_train=y, x_test=x, y_test=y, name="digits", num_classes=10)

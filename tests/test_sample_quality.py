@@ -4,10 +4,10 @@
 import numpy as np
 import pytest
 import scipy.linalg
-from conftest import tiny_model, tiny_variant
 
 from aae_keras import data, presets, sample_quality
 from aae_keras.sample_quality import FashionClassifier, frechet_distance
+from conftest import tiny_model, tiny_variant
 
 FASHION = presets.ZOO_DIR.parent.parent / "shared" / "data" / "fashion-mnist"
 
@@ -29,8 +29,9 @@ def test_frechet_distance_matches_the_textbook_formula():
     assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-9)
 
 
-@pytest.mark.parametrize("a, b", [(np.zeros((5, 3)), np.zeros((5, 4))), (np.zeros(5), np.zeros(5)),
-                                  (np.zeros((1, 3)), np.zeros((5, 3)))])
+@pytest.mark.parametrize(
+    "a, b", [(np.zeros((5, 3)), np.zeros((5, 4))), (np.zeros(5), np.zeros(5)), (np.zeros((1, 3)), np.zeros((5, 3)))]
+)
 def test_frechet_distance_refuses_mismatched_features(a, b):
     with pytest.raises(ValueError, match="two feature sets"):
         frechet_distance(a, b)
@@ -62,8 +63,9 @@ def test_score_reports_the_distance_and_the_class_accuracy_where_they_apply():
     classifier, dataset = FashionClassifier(), _fake_fashion()
     plain = sample_quality.score(tiny_model("mmd", image_shape=(28, 28)), dataset, classifier, n=200)
     assert set(plain) == {"frechet_distance"} and plain["frechet_distance"] > 0
-    conditional = sample_quality.score(tiny_variant("semi_supervised", image_shape=(28, 28)), dataset, classifier,
-                                       n=200)
+    conditional = sample_quality.score(
+        tiny_variant("semi_supervised", image_shape=(28, 28)), dataset, classifier, n=200
+    )
     assert set(conditional) == {"frechet_distance", "sample_class_accuracy"}
     assert 0.0 <= conditional["sample_class_accuracy"] <= 1.0
     clusters = tiny_variant("clustering", image_shape=(28, 28))

@@ -9,10 +9,10 @@ import numpy as np
 import onnxruntime
 import pytest
 import tensorflow as tf
-from conftest import VARIANTS, tiny_model, tiny_variant, variant_labels
 
 from aae_keras import export, files, models, networks, presets, priors
 from aae_keras.sample_quality import FashionClassifier
+from conftest import VARIANTS, tiny_model, tiny_variant, variant_labels
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ On TensorFlow these run with XLA (the library's default there).
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_model, tiny_variant
 from keras import ops
 
 from aae_keras import backend, data, models, priors
+from conftest import tiny_model, tiny_variant
 
 pytestmark = pytest.mark.xla  # on TensorFlow, with the library's default: XLA-compiled steps
 
@@ -35,15 +35,27 @@ class ThreePasses(models.AdversarialAutoencoder):
     def _train_phases(self, data):
         x, labels = self._inputs(data)
         step, groups = self.optimizer.iterations, self._optimizer_groups()
-        logs = backend.phase(lambda: self._objective(x, labels, step, training=True)[:2], groups["optimizer"],
-                             self.phase_optimizer("optimizer"))
+        logs = backend.phase(
+            lambda: self._objective(x, labels, step, training=True)[:2],
+            groups["optimizer"],
+            self.phase_optimizer("optimizer"),
+        )
         for k in range(self.discriminator_steps):
             parts = _stopped(self._parts(x, training=True, seed=self._seed(step, 2)))
-            logs.update(backend.phase(lambda: self._discriminator_terms(parts, labels, step, k),
-                                      groups["discriminator_optimizer"], self.discriminator_optimizer))
-        logs.update(backend.phase(
-            lambda: self._generator_terms(self._parts(x, training=True, seed=self._seed(step, 2)), labels, step),
-            groups["generator_optimizer"], self.generator_optimizer))
+            logs.update(
+                backend.phase(
+                    lambda: self._discriminator_terms(parts, labels, step, k),
+                    groups["discriminator_optimizer"],
+                    self.discriminator_optimizer,
+                )
+            )
+        logs.update(
+            backend.phase(
+                lambda: self._generator_terms(self._parts(x, training=True, seed=self._seed(step, 2)), labels, step),
+                groups["generator_optimizer"],
+                self.generator_optimizer,
+            )
+        )
         logs["loss"] = logs["loss"] + self.generator_weight * logs["generator_loss"]
         return self._record(logs)
 
@@ -64,8 +76,13 @@ class TwoPhases(models.AdversarialAutoencoder):
             return loss + generator_loss, {**logs, **generator_logs, "loss": loss + generator_loss}
 
         logs = backend.phase(autoencoder_terms, groups["optimizer"], self.phase_optimizer("optimizer"))
-        logs.update(backend.phase(lambda: self._discriminator_terms(before, labels, step, 0),
-                                  groups["discriminator_optimizer"], self.discriminator_optimizer))
+        logs.update(
+            backend.phase(
+                lambda: self._discriminator_terms(before, labels, step, 0),
+                groups["discriminator_optimizer"],
+                self.discriminator_optimizer,
+            )
+        )
         return self._record(logs)
 
 
@@ -90,11 +107,23 @@ def _difference(a, b):
     return max(float(np.max(np.abs(u - v), initial=0.0)) for u, v in zip(a, b))
 
 
-@pytest.mark.parametrize("reference_class, options", [
-    (ThreePasses, {"schedule": "paper", "posterior": "gaussian", "instance_noise": 0.1, "label_smoothing": 0.1,
-                   "discriminator_steps": 2}),
-    (TwoPhases, {"schedule": "joint", "posterior": "gaussian", "instance_noise": 0.1, "generator_weight": 2.0}),
-], ids=["paper", "joint"])
+@pytest.mark.parametrize(
+    "reference_class, options",
+    [
+        (
+            ThreePasses,
+            {
+                "schedule": "paper",
+                "posterior": "gaussian",
+                "instance_noise": 0.1,
+                "label_smoothing": 0.1,
+                "discriminator_steps": 2,
+            },
+        ),
+        (TwoPhases, {"schedule": "joint", "posterior": "gaussian", "instance_noise": 0.1, "generator_weight": 2.0}),
+    ],
+    ids=["paper", "joint"],
+)
 def test_a_schedule_equals_its_phases_written_out(batch, reference_class, options):
     model, reference = _pair(reference_class, **options)
     start = _state(model)
@@ -129,11 +158,14 @@ def test_joint_is_the_default_with_two_optimizers_and_is_kept(tmp_path, batch):
     assert _difference(_state(model), _state(loaded)) == 0.0
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"schedule": "alternating"}, "schedule must be one of"),
-    ({"schedule": "joint", "discriminator_steps": 2}, "one discriminator update per batch"),
-    ({"generator_weight": 0.0}, "generator_weight must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"schedule": "alternating"}, "schedule must be one of"),
+        ({"schedule": "joint", "discriminator_steps": 2}, "one discriminator update per batch"),
+        ({"generator_weight": 0.0}, "generator_weight must be a positive number"),
+    ],
+)
 def test_bad_schedule_options_say_what_to_do(options, message):
     with pytest.raises(ValueError, match=message):
         tiny_model("adversarial", **options)

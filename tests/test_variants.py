@@ -5,9 +5,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import VARIANTS, tiny_variant, variant_labels
 
 from aae_keras import data, metrics, models, priors
+from conftest import VARIANTS, tiny_variant, variant_labels
 
 COMBOS = [(name, reg) for name in VARIANTS for reg in ("mmd", "adversarial")]
 IDS = [f"{name}-{reg}" for name, reg in COMBOS]
@@ -31,7 +31,9 @@ def test_variant_trains_saves_and_resumes_exactly(tmp_path, name, regularizer):
     history = straight.fit(x, y, epochs=3, batch_size=40, shuffle=False, verbose=0)
     assert all(np.isfinite(v[-1]) for v in history.history.values()), history.history
     expected = {"reconstruction", "loss"} | (
-        {"discriminator_loss", "discriminator_accuracy", "generator_loss"} if regularizer == "adversarial" else {"regularizer"}
+        {"discriminator_loss", "discriminator_accuracy", "generator_loss"}
+        if regularizer == "adversarial"
+        else {"regularizer"}
     )
     assert expected <= set(history.history)
 
@@ -40,8 +42,10 @@ def test_variant_trains_saves_and_resumes_exactly(tmp_path, name, regularizer):
     first.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert type(loaded) is type(first) and loaded.regularizer == regularizer
-    np.testing.assert_array_equal(_reconstruct(loaded, x[:7], y[:7] if y is not None else None),
-                                  _reconstruct(first, x[:7], y[:7] if y is not None else None))
+    np.testing.assert_array_equal(
+        _reconstruct(loaded, x[:7], y[:7] if y is not None else None),
+        _reconstruct(first, x[:7], y[:7] if y is not None else None),
+    )
     loaded.fit(x, y, epochs=1, batch_size=40, shuffle=False, verbose=0)
     for a, b in zip(loaded.get_weights(), straight.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -129,9 +133,15 @@ def test_bad_labels_are_clear():
 def labeled_part_alone(x, labels, seed=0):
     """The semi-supervised model's encoder as a plain classifier trained on the labeled examples."""
     keras.utils.set_random_seed(seed)
-    classifier = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.Flatten(),
-                                   keras.layers.Dense(256, activation="relu"), keras.layers.Dense(256, activation="relu"),
-                                   keras.layers.Dense(10)])
+    classifier = keras.Sequential(
+        [
+            keras.Input(x.shape[1:]),
+            keras.layers.Flatten(),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
     classifier.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     labeled = labels >= 0
     classifier.fit(x[labeled], labels[labeled], epochs=200, batch_size=32, verbose=0)

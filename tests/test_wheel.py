@@ -29,16 +29,25 @@ def wheel(tmp_path_factory):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
     for name in ("aae_keras", "zoo", "export"):
-        shutil.copytree(ROOT / name, source / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "archives"))
+        shutil.copytree(
+            ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "archives")
+        )
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    build = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", root / "dist", source],
-                           capture_output=True, text=True, timeout=300)
+    build = subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", root / "dist", source],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-3000:]
     [path] = (root / "dist").glob("aae_keras-*.whl")
     site = root / "site"
-    install = subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", site, path],
-                             capture_output=True, text=True, timeout=300)
+    install = subprocess.run(
+        [*pip, "install", "--no-deps", "--no-index", "--target", site, path],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     return path, site
 
@@ -47,8 +56,9 @@ def run_installed(args, site, cwd, **kwargs):
     """A real subprocess that sees the installed copy (PYTHONPATH) and not the checkout."""
     env = {**os.environ, "PYTHONPATH": str(site), "AAE_KERAS_HOME": str(cwd / "cache")}
     env.pop("AAE_KERAS_ZOO_URL", None)
-    run = subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300,
-                         **kwargs)
+    run = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300, **kwargs
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     return run
 
@@ -58,11 +68,15 @@ def test_the_wheel_holds_the_package_the_zoo_and_the_kit(wheel):
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
         entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
-    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "aae_keras").rglob("*.py") if "__pycache__" not in p.parts}
+    modules = {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "aae_keras").rglob("*.py") if "__pycache__" not in p.parts
+    }
     assert modules <= names, f"missing from the wheel (list new subpackages in pyproject.toml): {modules - names}"
     assert "aae_runtime.py" in names and not any(n.endswith("decode.py") for n in names)
-    zoo = {f"aae_keras/zoo/{p.relative_to(presets.ZOO_DIR).as_posix()}"
-           for p in [presets.ZOO_DIR / "manifest.json", *(presets.ZOO_DIR / "recipes").glob("*.json")]}
+    zoo = {
+        f"aae_keras/zoo/{p.relative_to(presets.ZOO_DIR).as_posix()}"
+        for p in [presets.ZOO_DIR / "manifest.json", *(presets.ZOO_DIR / "recipes").glob("*.json")]
+    }
     for name, entry in presets.manifest()["presets"].items():
         if entry.get("shipped"):
             zoo |= {f"aae_keras/zoo/presets/{name}/{f}" for f in entry["files"]}
@@ -103,7 +117,9 @@ print(json.dumps({{"aae_keras": aae_keras.__file__, "aae_runtime": aae_runtime._
     # the deployment kit: the console script, `python -m aae_runtime`, and the module itself
     run_installed([site / "bin" / "aae-keras-decode", "decoder.onnx", "--n", "16", "--out", "grid.png"], site, tmp_path)
     assert (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    run_installed([sys.executable, "-m", "aae_runtime", "decoder.onnx", "--n", "5", "--out", "images.npy"], site, tmp_path)
+    run_installed(
+        [sys.executable, "-m", "aae_runtime", "decoder.onnx", "--n", "5", "--out", "images.npy"], site, tmp_path
+    )
     assert np.load(tmp_path / "images.npy").shape == (5, 8, 8)
     kit = """
 import json, sys

@@ -6,12 +6,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_model, tiny_variant
 
 from aae_keras import data
+from conftest import tiny_model, tiny_variant
 
-pytestmark = [pytest.mark.xla, pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                                                  reason="XLA by default is TensorFlow's (JAX always compiles)")]
+pytestmark = [
+    pytest.mark.xla,
+    pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow", reason="XLA by default is TensorFlow's (JAX always compiles)"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +98,14 @@ def test_bad_batches_are_refused_before_the_compiled_step(batch):
     cases = [
         (lambda: model.fit(batches(bad, y), epochs=1, verbose=0), "The training data contains non-finite values"),
         (lambda: model.fit(batches(x, out_of_range), epochs=1, verbose=0), "The training data holds a label outside"),
-        (lambda: model.fit(generator(bad, y), epochs=1, steps_per_epoch=4, verbose=0), "The training data contains non-finite"),
-        (lambda: model.fit(x, y, validation_data=batches(bad, y), epochs=1, verbose=0), "The validation data contains non-finite"),
+        (
+            lambda: model.fit(generator(bad, y), epochs=1, steps_per_epoch=4, verbose=0),
+            "The training data contains non-finite",
+        ),
+        (
+            lambda: model.fit(x, y, validation_data=batches(bad, y), epochs=1, verbose=0),
+            "The validation data contains non-finite",
+        ),
         (lambda: model.evaluate(batches(bad, y), verbose=0), "The evaluation data contains non-finite values"),
         (lambda: model.evaluate(x, out_of_range, verbose=0), r"Labels must lie in 0\.\.9 \(num_classes=10, or -1"),
     ]

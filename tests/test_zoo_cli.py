@@ -8,9 +8,10 @@ import time
 
 import onnx
 import pytest
-from conftest import http_server, run_cli as run
 
 from aae_keras import presets, recipes
+from conftest import http_server
+from conftest import run_cli as run
 
 DIGITS = "digits_mmd_mog10"
 FASHION = presets.ZOO_DIR.parent.parent / "shared" / "data" / "fashion-mnist"
@@ -39,8 +40,10 @@ def test_zoo_info_and_unknown_names(capsys):
     assert code == 0
     info = json.loads(out)
     assert info["recipe"]["train"] == recipes.load_recipe(DIGITS)["train"]
-    assert info["files"]["model.weights.h5"]["sha256"] == presets.file_record(
-        presets.ZOO_DIR / "presets" / DIGITS / "model.weights.h5")["sha256"]
+    assert (
+        info["files"]["model.weights.h5"]["sha256"]
+        == presets.file_record(presets.ZOO_DIR / "presets" / DIGITS / "model.weights.h5")["sha256"]
+    )
     code, _, err = run(["zoo", "info", "no_such_preset"], capsys)
     assert code == 2 and DIGITS in err
     code, _, err = run(["zoo", "download", "mnist_mmd_mog10"], capsys)
@@ -54,8 +57,13 @@ def test_zoo_download_shows_progress_and_fills_the_cache(tmp_path):
     assert archive["sha256"] == presets.info(DIGITS)["archive"]["sha256"]
     with http_server(served) as url:
         env = {**os.environ, "AAE_KERAS_HOME": str(tmp_path / "cache"), "AAE_KERAS_ZOO_URL": url}
-        result = subprocess.run([sys.executable, "-m", "aae_keras.cli", "zoo", "download", DIGITS],
-                                capture_output=True, text=True, env=env, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", "aae_keras.cli", "zoo", "download", DIGITS],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
     assert result.returncode == 0, result.stderr[-2000:]
     size = archive["size"]
     assert f"{size}/{size}" in result.stdout  # keras.utils.get_file's progress bar
@@ -118,8 +126,11 @@ def test_zoo_build_refuses_an_unwritable_out_before_training(diverging_recipe, c
 
 
 @pytest.mark.large
-@pytest.mark.parametrize("name", [n for n in recipes.RECIPES_DIR.glob("fashion_mnist_*.json")
-                                  if recipes.load_recipe(n.stem).get("shipped")], ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "name",
+    [n for n in recipes.RECIPES_DIR.glob("fashion_mnist_*.json") if recipes.load_recipe(n.stem).get("shipped")],
+    ids=lambda p: p.stem,
+)
 def test_rebuilt_fashion_presets_reach_the_recorded_metrics(name):
     if not FASHION.is_dir():
         pytest.skip(f"Fashion-MNIST is not at {FASHION}")

@@ -53,6 +53,7 @@ def current():
 def phase(loss_fn, variables, optimizer):
     """One optimizer update: `loss_fn()` returns (loss, logs); the loss's gradient with respect
     to `variables` is applied by `optimizer`; returns logs (`phases` with one update)."""
+
     def losses():
         loss, logs = loss_fn()
         return [loss], logs

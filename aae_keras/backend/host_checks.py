@@ -39,8 +39,11 @@ class _CheckedBatches(keras.utils.PyDataset):
     """A PyDataset's batches, each checked on the host (see `wrap`)."""
 
     def __init__(self, dataset, check, training):
-        super().__init__(workers=dataset.workers, use_multiprocessing=dataset.use_multiprocessing,
-                         max_queue_size=dataset.max_queue_size)
+        super().__init__(
+            workers=dataset.workers,
+            use_multiprocessing=dataset.use_multiprocessing,
+            max_queue_size=dataset.max_queue_size,
+        )
         self.dataset, self.check, self.training = dataset, check, training
 
     def __len__(self):

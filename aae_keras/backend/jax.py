@@ -30,14 +30,32 @@ import keras
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 
 from aae_keras.backend import host_checks
-from aae_keras.backend.shuffling import seed_numpy as seed_shuffling
 from aae_keras.backend.global_batch import gather, global_size, num_replicas, replica_slice
+from aae_keras.backend.shuffling import seed_numpy as seed_shuffling
 from aae_keras.backend.stateful import jit_default
 
 __all__ = [
-    "PhaseOptimizers", "categorical", "check_batches", "checked", "checks_in_step", "device_name", "fuse_steps", "gather",
-    "global_size", "group_optimizers", "jit_default", "kept_state", "normal", "num_replicas", "phases", "replica_slice",
-    "run_step", "seed_shuffling", "split", "step_logs", "uniform",
+    "PhaseOptimizers",
+    "categorical",
+    "check_batches",
+    "checked",
+    "checks_in_step",
+    "device_name",
+    "fuse_steps",
+    "gather",
+    "global_size",
+    "group_optimizers",
+    "jit_default",
+    "kept_state",
+    "normal",
+    "num_replicas",
+    "phases",
+    "replica_slice",
+    "run_step",
+    "seed_shuffling",
+    "split",
+    "step_logs",
+    "uniform",
 ]
 
 _STEPS = []  # the variable groups of the stateless steps being traced (innermost last)
@@ -48,11 +66,17 @@ def run_step(model, step_fn, state, data):
     """`step_fn(data)` (the model's phases, written statefully) run statelessly on `state`:
     (trainable, non-trainable, optimizer, metrics) values for a train step, (trainable,
     non-trainable, metrics) for a test step. Returns (logs, new state)."""
-    names = ("trainable", "non_trainable", "optimizer", "metrics") if len(state) == 4 else (
-        "trainable", "non_trainable", "metrics")
-    references = {"trainable": model.trainable_variables, "non_trainable": model.non_trainable_variables,
-                  "optimizer": model.optimizer.variables if len(state) == 4 else [],
-                  "metrics": model.metrics_variables}
+    names = (
+        ("trainable", "non_trainable", "optimizer", "metrics")
+        if len(state) == 4
+        else ("trainable", "non_trainable", "metrics")
+    )
+    references = {
+        "trainable": model.trainable_variables,
+        "non_trainable": model.non_trainable_variables,
+        "optimizer": model.optimizer.variables if len(state) == 4 else [],
+        "metrics": model.metrics_variables,
+    }
     groups = [references[name] for name in names]
     mapping = [pair for variables, values in zip(groups, state) for pair in zip(variables, values)]
     _STEPS.append({"all": [v for variables in groups for v in variables], "non_trainable": groups[1]})
@@ -89,8 +113,10 @@ def phases(loss_fn, updates):
     for i, (variables, optimizer) in enumerate(updates):  # the unused gradients are dead code under jit
         grads = pullback([jnp.ones_like(loss) if j == i else jnp.zeros_like(loss) for j, loss in enumerate(scaled)])[0]
         new_values, new_state = optimizer.stateless_apply(
-            [scope.get_current_value(v) for v in optimizer.variables], [grads[index[id(v)]] for v in variables],
-            [values[index[id(v)]] for v in variables])
+            [scope.get_current_value(v) for v in optimizer.variables],
+            [grads[index[id(v)]] for v in variables],
+            [values[index[id(v)]] for v in variables],
+        )
         for v, value in [*zip(variables, new_values), *zip(optimizer.variables, new_state)]:
             scope.add_update((v, value))
     return logs
@@ -103,8 +129,13 @@ def fuse_steps(model):
     Nothing changes under `keras.distribution` (the trainer shards each batch itself) or with
     `run_eagerly` / `jit_compile=False`."""
     steps = int(model.steps_per_execution or 1)
-    if (steps == 1 or model.run_eagerly or not model.jit_compile or getattr(model.train_function, "fused", False)
-            or keras.distribution.distribution() is not None):
+    if (
+        steps == 1
+        or model.run_eagerly
+        or not model.jit_compile
+        or getattr(model.train_function, "fused", False)
+        or keras.distribution.distribution() is not None
+    ):
         return
 
     def one(state, batch):
@@ -140,8 +171,10 @@ def kept_state(model):
     model's variables as they were: Keras's JAX trainer empties them before the first step and
     restores them only from a step's results."""
     optimizer = [] if model.optimizer is None else model.optimizer.variables
-    kept = [(v, v.value) for v in [*model.trainable_variables, *model.non_trainable_variables, *optimizer,
-                                    *model.metrics_variables]]
+    kept = [
+        (v, v.value)
+        for v in [*model.trainable_variables, *model.non_trainable_variables, *optimizer, *model.metrics_variables]
+    ]
     try:
         yield
     finally:

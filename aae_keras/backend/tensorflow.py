@@ -22,9 +22,29 @@ from aae_keras.backend.shuffling import seed_numpy as seed_shuffling
 from aae_keras.backend.stateful import fuse_steps, group_optimizers, kept_state, run_step
 
 __all__ = [
-    "categorical", "check_batches", "checked", "checks_in_step", "describe_distribution", "device_name", "fuse_steps",
-    "gather", "global_size", "group_optimizers", "jit_default", "kept_state", "multi_worker", "normal", "num_replicas",
-    "phases", "replica_slice", "run_step", "sample_distribution", "seed_shuffling", "split", "step_logs", "to_distribution",
+    "categorical",
+    "check_batches",
+    "checked",
+    "checks_in_step",
+    "describe_distribution",
+    "device_name",
+    "fuse_steps",
+    "gather",
+    "global_size",
+    "group_optimizers",
+    "jit_default",
+    "kept_state",
+    "multi_worker",
+    "normal",
+    "num_replicas",
+    "phases",
+    "replica_slice",
+    "run_step",
+    "sample_distribution",
+    "seed_shuffling",
+    "split",
+    "step_logs",
+    "to_distribution",
     "uniform",
 ]
 
@@ -43,8 +63,8 @@ def phases(loss_fn, updates):
         scaled = [optimizer.scale_loss(loss / num_replicas()) for loss, (_, optimizer) in zip(losses, updates)]
     grads = [tape.gradient(loss, variables) for loss, (variables, _) in zip(scaled, updates)]
     with tf.control_dependencies([g for group in grads for g in group if g is not None]):  # no update (step
-        for group, (variables, optimizer) in zip(grads, updates):                       # count included)
-            optimizer.apply(group, variables)                                            # before the checks pass
+        for group, (variables, optimizer) in zip(grads, updates):  # count included)
+            optimizer.apply(group, variables)  # before the checks pass
     return logs
 
 
@@ -80,6 +100,7 @@ def check_batches(data, model, training):
     if not model.jit_compile:
         return data
     if isinstance(data, tf.data.Dataset):
+
         @tf.autograph.experimental.do_not_convert
         def checked_batch(*batch):
             return model._checked_batch(batch[0] if len(batch) == 1 else batch, training)
@@ -169,7 +190,9 @@ def uniform(shape, seed):
 
 def categorical(logits, n, seed):
     """n int32 class indices drawn from `logits` [1, K]."""
-    return tf.random.stateless_categorical(tf.convert_to_tensor(logits, tf.float32), n, seed=_seed(seed), dtype=tf.int32)[0]
+    return tf.random.stateless_categorical(
+        tf.convert_to_tensor(logits, tf.float32), n, seed=_seed(seed), dtype=tf.int32
+    )[0]
 
 
 def split(seed, count):
@@ -229,7 +252,9 @@ def to_distribution(info):
     if kind == "mixture":
         means = np.asarray(info["means"], np.float32)
         if "covariances" in info:
-            components = tfd.MultivariateNormalTriL(means, np.linalg.cholesky(np.asarray(info["covariances"])).astype(np.float32))
+            components = tfd.MultivariateNormalTriL(
+                means, np.linalg.cholesky(np.asarray(info["covariances"])).astype(np.float32)
+            )
         else:
             components = tfd.MultivariateNormalDiag(means, np.sqrt(np.asarray(info["variances"])).astype(np.float32))
         if len(info["weights"]) == 1:

@@ -17,16 +17,39 @@ import numpy as np
 import torch
 from keras.src.backend.torch.core import get_device
 
-from aae_keras.backend.shuffling import seed_numpy
 from aae_keras.backend.global_batch import gather, global_size, num_replicas, replica_slice
+from aae_keras.backend.shuffling import seed_numpy
 from aae_keras.backend.stateful import (
-    check_batches, checks_in_step, fuse_steps, group_optimizers, jit_default, kept_state, run_step,
+    check_batches,
+    checks_in_step,
+    fuse_steps,
+    group_optimizers,
+    jit_default,
+    kept_state,
+    run_step,
 )
 
 __all__ = [
-    "categorical", "check_batches", "checked", "checks_in_step", "device_name", "fuse_steps", "gather",
-    "global_size", "group_optimizers", "jit_default", "kept_state", "normal", "num_replicas", "phases", "replica_slice", "run_step",
-    "seed_shuffling", "split", "step_logs", "uniform",
+    "categorical",
+    "check_batches",
+    "checked",
+    "checks_in_step",
+    "device_name",
+    "fuse_steps",
+    "gather",
+    "global_size",
+    "group_optimizers",
+    "jit_default",
+    "kept_state",
+    "normal",
+    "num_replicas",
+    "phases",
+    "replica_slice",
+    "run_step",
+    "seed_shuffling",
+    "split",
+    "step_logs",
+    "uniform",
 ]
 
 
@@ -46,9 +69,12 @@ def phases(loss_fn, updates):
     applied = []
     for i, (loss, (variables, optimizer)) in enumerate(zip(losses, updates)):
         tensors = [v.value for v in variables]
-        grads = torch.autograd.grad(optimizer.scale_loss(loss), tensors, allow_unused=True,
-                                    retain_graph=i < len(updates) - 1)
-        applied.append(([torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)], variables, optimizer))
+        grads = torch.autograd.grad(
+            optimizer.scale_loss(loss), tensors, allow_unused=True, retain_graph=i < len(updates) - 1
+        )
+        applied.append(
+            ([torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)], variables, optimizer)
+        )
     with torch.no_grad():
         for grads, variables, optimizer in applied:
             optimizer.apply(grads, variables)

@@ -38,11 +38,28 @@ class AdversarialAutoencoder(LatentAutoencoder):
     `discriminator_accuracy` and `generator_loss` (per-example means).
     """
 
-    def __init__(self, encoder, decoder, discriminator, prior, instance_noise=0.0, label_smoothing=0.0,
-                 discriminator_steps=1, **kwargs):
-        super().__init__(encoder, decoder, prior, "adversarial", discriminators=[discriminator],
-                         instance_noise=instance_noise, label_smoothing=label_smoothing,
-                         discriminator_steps=discriminator_steps, **kwargs)
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        discriminator,
+        prior,
+        instance_noise=0.0,
+        label_smoothing=0.0,
+        discriminator_steps=1,
+        **kwargs,
+    ):
+        super().__init__(
+            encoder,
+            decoder,
+            prior,
+            "adversarial",
+            discriminators=[discriminator],
+            instance_noise=instance_noise,
+            label_smoothing=label_smoothing,
+            discriminator_steps=discriminator_steps,
+            **kwargs,
+        )
 
     @property
     def discriminator(self):

@@ -95,10 +95,24 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
     penalties = ()  # names of extra losses from `_penalties`
 
     def __init__(
-        self, encoder, decoder, prior, regularizer="mmd", weight=10.0, discriminators=None,
-        discriminator_hidden=networks.PAPER_HIDDEN, instance_noise=0.0, label_smoothing=0.0, discriminator_steps=1,
-        schedule=None, generator_weight=1.0, reconstruction="bce", posterior="deterministic", input_noise=0.0, seed=0,
-        **kwargs
+        self,
+        encoder,
+        decoder,
+        prior,
+        regularizer="mmd",
+        weight=10.0,
+        discriminators=None,
+        discriminator_hidden=networks.PAPER_HIDDEN,
+        instance_noise=0.0,
+        label_smoothing=0.0,
+        discriminator_steps=1,
+        schedule=None,
+        generator_weight=1.0,
+        reconstruction="bce",
+        posterior="deterministic",
+        input_noise=0.0,
+        seed=0,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if reconstruction not in RECONSTRUCTIONS:
@@ -111,24 +125,35 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         self.latent_dim = self.prior.dim
         self.reconstruction, self.posterior, self.seed = reconstruction, posterior, int(seed)
         if not (np.isfinite(input_noise) and input_noise >= 0):
-            raise ValueError(f"input_noise must be a number >= 0 (the std of the noise added to the encoder's "
-                             f"input while training), got {input_noise!r}.")
+            raise ValueError(
+                f"input_noise must be a number >= 0 (the std of the noise added to the encoder's "
+                f"input while training), got {input_noise!r}."
+            )
         self.input_noise = float(input_noise)
         self.regularizer, self.weight = regularizer, float(weight)
         if schedule is not None and schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
-        options = {"discriminators": discriminators, "instance_noise": instance_noise,
-                   "label_smoothing": label_smoothing, "discriminator_steps": discriminator_steps - 1,
-                   "schedule": schedule is not None, "generator_weight": generator_weight != 1.0}
+        options = {
+            "discriminators": discriminators,
+            "instance_noise": instance_noise,
+            "label_smoothing": label_smoothing,
+            "discriminator_steps": discriminator_steps - 1,
+            "schedule": schedule is not None,
+            "generator_weight": generator_weight != 1.0,
+        }
         schedule = schedule or self.default_schedule
         if not self.adversarial and any(options.values()):
-            raise ValueError(f"{', '.join(name for name, value in options.items() if value)} apply to "
-                             f'regularizer="adversarial" only.')
+            raise ValueError(
+                f"{', '.join(name for name, value in options.items() if value)} apply to "
+                f'regularizer="adversarial" only.'
+            )
         if int(discriminator_steps) < 1:
             raise ValueError(f"discriminator_steps must be >= 1, got {discriminator_steps}.")
         if schedule == "joint" and int(discriminator_steps) != 1:
-            raise ValueError(f'schedule="joint"{" (the default)" if self.default_schedule == "joint" else ""} makes '
-                             'one discriminator update per batch; pass schedule="paper" for discriminator_steps > 1.')
+            raise ValueError(
+                f'schedule="joint"{" (the default)" if self.default_schedule == "joint" else ""} makes '
+                'one discriminator update per batch; pass schedule="paper" for discriminator_steps > 1.'
+            )
         if not (np.isfinite(generator_weight) and generator_weight > 0):
             raise ValueError(f"generator_weight must be a positive number, got {generator_weight!r}.")
         self.schedule, self.generator_weight = schedule, float(generator_weight)
@@ -263,8 +288,10 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         if isinstance(x, np.ndarray):
             self._check_images(data_lib.check_images(x, what, unit_range=self.reconstruction == "bce"))
         elif isinstance(x, keras.utils.PyDataset) and x.num_batches == 0:  # each backend fails its own way
-            raise ValueError(f"The {what} is an empty keras.utils.PyDataset (its length is 0): it yields no "
-                             "batch to train or evaluate on; check its __len__, or pass at least one batch.")
+            raise ValueError(
+                f"The {what} is an empty keras.utils.PyDataset (its length is 0): it yields no "
+                "batch to train or evaluate on; check its __len__, or pass at least one batch."
+            )
 
     @contextlib.contextmanager
     def _clear_data_errors(self, test_data):
@@ -316,8 +343,15 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
                 raise ValueError(message)
 
     # ------------------------------------------------------------------------ compile
-    def compile(self, optimizer="auto", discriminator_optimizer="auto", generator_optimizer="auto",
-                classifier_optimizer="auto", ae_optimizer=None, **kwargs):
+    def compile(
+        self,
+        optimizer="auto",
+        discriminator_optimizer="auto",
+        generator_optimizer="auto",
+        classifier_optimizer="auto",
+        ae_optimizer=None,
+        **kwargs,
+    ):
         """One signature for every model: an optimizer per training phase.
 
         "auto" (or None) is the class's default (`optimizer_defaults`): Adam(1e-3) for
@@ -339,8 +373,12 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         ...
         ValueError: MMDAutoencoder has no discriminator_optimizer: it trains with optimizer only; drop that argument.
         """
-        given = {"optimizer": optimizer, "discriminator_optimizer": discriminator_optimizer,
-                 "generator_optimizer": generator_optimizer, "classifier_optimizer": classifier_optimizer}
+        given = {
+            "optimizer": optimizer,
+            "discriminator_optimizer": discriminator_optimizer,
+            "generator_optimizer": generator_optimizer,
+            "classifier_optimizer": classifier_optimizer,
+        }
         if ae_optimizer is not None:
             if not _is_auto(optimizer):
                 raise ValueError("Pass optimizer= or its alias ae_optimizer=, not both.")
@@ -379,16 +417,20 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         config = dict(super().get_compile_config() or {})
         if getattr(self, "_jit_auto", False):  # the default, resolved again where the model loads
             config["jit_compile"] = "auto"
-        config.update({name: keras.saving.serialize_keras_object(self.phase_optimizer(name))
-                       for name in self._optimizer_groups()})
+        config.update(
+            {name: keras.saving.serialize_keras_object(self.phase_optimizer(name)) for name in self._optimizer_groups()}
+        )
         return config
 
     def compile_from_config(self, config):
         """Recompile on load (any model's compile config, including the older `ae_optimizer` key),
         building every optimizer so its saved state can be restored."""
         config = dict(config)
-        optimizers = {name: keras.optimizers.deserialize(config.pop(name))
-                      for name in (*OPTIMIZER_DEFAULTS, "ae_optimizer") if config.get(name) is not None}
+        optimizers = {
+            name: keras.optimizers.deserialize(config.pop(name))
+            for name in (*OPTIMIZER_DEFAULTS, "ae_optimizer")
+            if config.get(name) is not None
+        }
         rest = {key: value for key, value in keras.saving.deserialize_keras_object(config).items() if value is not None}
         self.compile(**optimizers, **rest)
 
@@ -432,18 +474,28 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         if self.adversarial:
             width = slot.prior.dim + (classes + 1 if classes else 0)
             discriminator = discriminator or networks.mlp_discriminator(
-                width, self.discriminator_hidden, f"discriminator_{slot.name}")
-            return matchers.Adversary(slot.prior, discriminator, self.instance_noise, self.label_smoothing, classes,
-                                      name=f"adversary_{slot.name}")
+                width, self.discriminator_hidden, f"discriminator_{slot.name}"
+            )
+            return matchers.Adversary(
+                slot.prior,
+                discriminator,
+                self.instance_noise,
+                self.label_smoothing,
+                classes,
+                name=f"adversary_{slot.name}",
+            )
         if isinstance(self.regularizer, regularizers.LatentRegularizer):
             estimate = self.regularizer
             if estimate.dim != slot.prior.dim:
-                raise ValueError(f"The regularizer's prior has event size {estimate.dim} but the model's prior "
-                                 f"has {slot.prior.dim}.")
+                raise ValueError(
+                    f"The regularizer's prior has event size {estimate.dim} but the model's prior has {slot.prior.dim}."
+                )
         elif slot.conditional:
             if self.regularizer != "mmd":
-                raise ValueError(f'A label-conditioned prior is matched with regularizer="mmd" (per-class closed '
-                                 f'form) or "adversarial", not {self.regularizer!r}.')
+                raise ValueError(
+                    f'A label-conditioned prior is matched with regularizer="mmd" (per-class closed '
+                    f'form) or "adversarial", not {self.regularizer!r}.'
+                )
             estimate = regularizers.ConditionalMMD(slot.prior)
         else:
             estimate = regularizers.get(self.regularizer, slot.prior)
@@ -467,20 +519,37 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         x, labels = self._inputs(data)
         step, groups = self.optimizer.iterations, self._optimizer_groups()
         if self.adversarial and self.schedule == "joint":
-            logs = backend.current().phases(lambda: self._joint_terms(x, labels, step), [
-                (groups["optimizer"], self.phase_optimizer("optimizer")),
-                (groups["discriminator_optimizer"], self.discriminator_optimizer)])
+            logs = backend.current().phases(
+                lambda: self._joint_terms(x, labels, step),
+                [
+                    (groups["optimizer"], self.phase_optimizer("optimizer")),
+                    (groups["discriminator_optimizer"], self.discriminator_optimizer),
+                ],
+            )
         else:
-            logs = backend.phase(lambda: self._objective(x, labels, step, training=True)[:2], groups["optimizer"],
-                                 self.phase_optimizer("optimizer"))
+            logs = backend.phase(
+                lambda: self._objective(x, labels, step, training=True)[:2],
+                groups["optimizer"],
+                self.phase_optimizer("optimizer"),
+            )
         if self.adversarial and self.schedule == "paper":
-            logs.update(backend.phase(lambda: self._adversarial_terms(x, labels, step, groups),
-                                      groups["generator_optimizer"], self.generator_optimizer))
+            logs.update(
+                backend.phase(
+                    lambda: self._adversarial_terms(x, labels, step, groups),
+                    groups["generator_optimizer"],
+                    self.generator_optimizer,
+                )
+            )
             logs["loss"] = logs["loss"] + self.generator_weight * logs["generator_loss"]
         if self.classifies:
             parts = lambda: self._parts(x, training=True, seed=self._seed(step, 4))  # noqa: E731
-            logs.update(backend.phase(lambda: self._classification_terms(parts(), labels),
-                                      groups["classifier_optimizer"], self.classifier_optimizer))
+            logs.update(
+                backend.phase(
+                    lambda: self._classification_terms(parts(), labels),
+                    groups["classifier_optimizer"],
+                    self.classifier_optimizer,
+                )
+            )
         return self._record(logs)
 
     def _test_logs(self, data):
@@ -502,8 +571,10 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         logs = {"reconstruction": ops.mean(self.reconstruction_loss(x, x_hat)), **self._penalties(parts)}
         loss = sum(logs.values())
         if not self.adversarial:
-            logs["regularizer"] = sum(matcher(parts[slot.name], labels, seed=self._seed(step, 2, i))
-                                      for i, (slot, matcher) in enumerate(zip(self.slots, self.matchers)))
+            logs["regularizer"] = sum(
+                matcher(parts[slot.name], labels, seed=self._seed(step, 2, i))
+                for i, (slot, matcher) in enumerate(zip(self.slots, self.matchers))
+            )
             loss = loss + self.weight * logs["regularizer"]
         logs["loss"] = loss
         return loss, logs, parts
@@ -526,8 +597,13 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         stopped = {name: ops.stop_gradient(value) for name, value in parts.items()}
         logs = {}
         for k in range(self.discriminator_steps):
-            logs.update(backend.phase(lambda: self._discriminator_terms(stopped, labels, step, k),
-                                      groups["discriminator_optimizer"], self.discriminator_optimizer))
+            logs.update(
+                backend.phase(
+                    lambda: self._discriminator_terms(stopped, labels, step, k),
+                    groups["discriminator_optimizer"],
+                    self.discriminator_optimizer,
+                )
+            )
         loss, generator_logs = self._generator_terms(parts, labels, step)
         return loss, {**logs, **generator_logs}
 
@@ -545,17 +621,23 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
     def _generator_terms(self, parts, labels, step):
         """(loss, logs) of the generator: the codes labeled real, summed over the slots (the
         loss is weighted by `generator_weight`, the log is not)."""
-        loss = sum(adversary.generator_loss(parts[slot.name], labels, self._seed(step, 3, i))
-                   for i, (slot, adversary) in enumerate(zip(self.slots, self.matchers)))
+        loss = sum(
+            adversary.generator_loss(parts[slot.name], labels, self._seed(step, 3, i))
+            for i, (slot, adversary) in enumerate(zip(self.slots, self.matchers))
+        )
         return self.generator_weight * loss, {"generator_loss": loss}
 
     def _evaluation_terms(self, parts, labels, step):
         """The adversaries' logs on held-out codes (no noise, no smoothing)."""
-        terms = [adversary.evaluation_terms(parts[slot.name], labels, self._seed(step, 5, i))
-                 for i, (slot, adversary) in enumerate(zip(self.slots, self.matchers))]
-        return {"discriminator_loss": sum(t[0] for t in terms),
-                "discriminator_accuracy": sum(t[1] for t in terms) / len(terms),
-                "generator_loss": sum(t[2] for t in terms)}
+        terms = [
+            adversary.evaluation_terms(parts[slot.name], labels, self._seed(step, 5, i))
+            for i, (slot, adversary) in enumerate(zip(self.slots, self.matchers))
+        ]
+        return {
+            "discriminator_loss": sum(t[0] for t in terms),
+            "discriminator_accuracy": sum(t[1] for t in terms) / len(terms),
+            "generator_loss": sum(t[2] for t in terms),
+        }
 
     def _classification_terms(self, parts, labels):
         """(loss, logs): cross-entropy and accuracy over the labeled examples (label >= 0)."""
@@ -568,7 +650,9 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
 
     def _log_names(self):
         names = ["loss", "reconstruction", *self.penalties]
-        names += ["discriminator_loss", "discriminator_accuracy", "generator_loss"] if self.adversarial else ["regularizer"]
+        names += (
+            ["discriminator_loss", "discriminator_accuracy", "generator_loss"] if self.adversarial else ["regularizer"]
+        )
         return names + (["classification_loss", "classification_accuracy"] if self.classifies else [])
 
     def _optimizer_groups(self):
@@ -692,7 +776,9 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
             raise ValueError(f"{what} got no examples (an array of shape {inputs.shape}); pass at least one.")
         data_lib.check_finite(inputs, what=f"{what}: the input")  # refused, as fit does, not decoded to NaN
         batch_size = max(1, int(batch_size))
-        outputs = [network(inputs[start : start + batch_size], training=False) for start in range(0, len(inputs), batch_size)]
+        outputs = [
+            network(inputs[start : start + batch_size], training=False) for start in range(0, len(inputs), batch_size)
+        ]
         return np.concatenate([np.asarray(ops.convert_to_numpy(out), np.float32) for out in outputs], axis=0)
 
     def _check_images(self, x):
@@ -762,7 +848,8 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
             "reconstruction": self.reconstruction,
             "posterior": self.posterior,
             "seed": self.seed,
-            "regularizer": self.regularizer if isinstance(self.regularizer, str)
+            "regularizer": self.regularizer
+            if isinstance(self.regularizer, str)
             else keras.saving.serialize_keras_object(self.regularizer),
             "weight": self.weight,
         }
@@ -771,9 +858,12 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
         if self.adversarial:
             config.update(
                 discriminators=[keras.saving.serialize_keras_object(d) for d in self.discriminators],
-                discriminator_hidden=list(self.discriminator_hidden), instance_noise=self.instance_noise,
-                label_smoothing=self.label_smoothing, discriminator_steps=self.discriminator_steps,
-                schedule=self.schedule, generator_weight=self.generator_weight,
+                discriminator_hidden=list(self.discriminator_hidden),
+                instance_noise=self.instance_noise,
+                label_smoothing=self.label_smoothing,
+                discriminator_steps=self.discriminator_steps,
+                schedule=self.schedule,
+                generator_weight=self.generator_weight,
             )
         return config
 
@@ -821,8 +911,10 @@ def _optimizer(name, value, defaults):
     try:
         return keras.optimizers.get(value)
     except ValueError as error:
-        raise ValueError(f"{name}={value!r} is not an optimizer: pass \"auto\", a name such as \"adam\" or a "
-                         f"keras.optimizers.Optimizer ({error}).") from None
+        raise ValueError(
+            f'{name}={value!r} is not an optimizer: pass "auto", a name such as "adam" or a '
+            f"keras.optimizers.Optimizer ({error})."
+        ) from None
 
 
 def _labeled_mean(values, labeled):

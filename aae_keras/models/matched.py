@@ -19,8 +19,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from aae_keras import networks, priors
 from aae_keras import data as data_lib
+from aae_keras import networks, priors
 from aae_keras.models.base import REGULARIZERS, LatentAutoencoder, Slot
 
 __all__ = ["REGULARIZERS", "MatchedAutoencoder", "Slot"]
@@ -80,7 +80,9 @@ class MatchedAutoencoder(LatentAutoencoder):
         y = ops.reshape(y, [-1])
         dtype = keras.backend.standardize_dtype(y.dtype)
         if not any(kind in dtype for kind in ("int", "float", "bool")):
-            raise ValueError(f"Labels must be integer classes, got a tensor of dtype {dtype}; map them to 0..{self.num_classes - 1}.")
+            raise ValueError(
+                f"Labels must be integer classes, got a tensor of dtype {dtype}; map them to 0..{self.num_classes - 1}."
+            )
         return ops.cast(y, "int32"), y
 
     def _label_checks(self, y, labels, xp, where):
@@ -110,7 +112,9 @@ class MatchedAutoencoder(LatentAutoencoder):
                 "SemiSupervisedAutoencoder to learn from labels)."
             )
         y = np.asarray(y)
-        numeric = np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))
+        numeric = np.issubdtype(y.dtype, np.integer) or (
+            np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))
+        )
         if y.ndim != 1 or len(y) != n or not numeric:
             raise ValueError(
                 f"Labels must be 1-D integers, one per example ({n}), got shape {y.shape}, dtype {y.dtype}; "
@@ -142,10 +146,11 @@ class MatchedAutoencoder(LatentAutoencoder):
                 self._check_labels(validation[1], len(validation[0]))
             if self.classifies and (y < 0).any():
                 self._check_data(x, "training data")
-                x, kwargs = data_lib.labeled_fit_arguments(x, y, batch_size or 32, labeled_batch_size, self.seed, kwargs)
+                x, kwargs = data_lib.labeled_fit_arguments(
+                    x, y, batch_size or 32, labeled_batch_size, self.seed, kwargs
+                )
                 y = batch_size = None
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), self.count_name: self.num_classes}
-

@@ -109,16 +109,22 @@ def load_model(path, **kwargs):
         raise ValueError(f"{path!r} does not exist (or is not a file); pass the path of a .keras model.")
     problem = unreadable(path)
     if problem:
-        raise ValueError(f"{path!r} is not a readable .keras model: the file is {problem}; save the model again "
-                         "(the library's model.save writes atomically, so a save that fails leaves the previous file).")
+        raise ValueError(
+            f"{path!r} is not a readable .keras model: the file is {problem}; save the model again "
+            "(the library's model.save writes atomically, so a save that fails leaves the previous file)."
+        )
     return keras.saving.load_model(path, **kwargs)
 
 
 def unreadable(path):
     """Why the file `path` cannot be a .keras model, in words, or None (see `files.zip_problem`)."""
     problem = files.zip_problem(path)
-    return {None: None, "empty": "empty", "truncated": "truncated: a .keras zip archive whose end is missing",
-            "not a zip archive": "not a zip archive, so not a .keras model"}[problem]
+    return {
+        None: None,
+        "empty": "empty",
+        "truncated": "truncated: a .keras zip archive whose end is missing",
+        "not a zip archive": "not a zip archive, so not a .keras model",
+    }[problem]
 
 
 def _local(path):

@@ -49,7 +49,11 @@ class CategoricalEncoding:
     def _parts(self, x, training=False, seed=None):
         out = self._encode_batch(x, training=training, seed=seed)
         logits = out[:, : self.num_classes]
-        return {"logits": logits, "y": ops.softmax(logits), "z": self._posterior_codes(out[:, self.num_classes :], seed)}
+        return {
+            "logits": logits,
+            "y": ops.softmax(logits),
+            "z": self._posterior_codes(out[:, self.num_classes :], seed),
+        }
 
     def _output_layout(self):
         return f"{self.num_classes} class logits, then {super()._output_layout()}"
