@@ -74,6 +74,18 @@ class SplitBatches(models.SemiSupervisedAutoencoder):
         return logs
 
 
+class StyleKernel(models.SemiSupervisedAutoencoder):
+    """The style slot matched by a closed-form MMD over `style_bandwidths` (finer than the
+    default ladder of sqrt(d / 8) .. sqrt(8 d))."""
+
+    style_bandwidths = (0.25, 0.5, 1.0, 2.0)
+
+    def _matcher(self, slot, discriminator=None):
+        if slot.name != "z" or self.adversarial:
+            return super()._matcher(slot, discriminator)
+        return matchers.MMDMatcher(regularizers.ClosedFormMMD(slot.prior, list(self.style_bandwidths)), name="mmd_z")
+
+
 def class_kernel(bandwidth, scale):
     return type("ClassKernel", (ClassKernel,), {"class_bandwidth": bandwidth, "class_scale": scale})
 
@@ -86,6 +98,7 @@ CONFIGS = {
     "lr3e-4_noise0.3": ({"input_noise": 0.3}, lambda reg: optimizers(reg, 3e-4)),
     "lr1e-4_class1e-3": ({}, lambda reg: optimizers(reg, 1e-4, 1e-3)),
     "split_noise0.3": ({"cls": SplitBatches}, lambda reg: {}),
+    "style_fine": ({"cls": StyleKernel}, lambda reg: {}),
     "lr1e-4_y0.5": ({"cls": class_kernel(0.5, 1.0)}, lambda reg: optimizers(reg, 1e-4)),
     "lr1e-4_y0.5x10": ({"cls": class_kernel(0.5, 10.0)}, lambda reg: optimizers(reg, 1e-4)),
     "lr1e-4_noise0.3_y0.5x10": (

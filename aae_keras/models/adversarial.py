@@ -1,22 +1,23 @@
 """AdversarialAutoencoder: an autoencoder whose codes a discriminator pulls to the prior.
 
-Per batch, with `schedule="paper"` (the default, three optimizers): (1) reconstruction update
-of encoder + decoder, (2) `discriminator_steps` updates of the discriminator on prior samples
-(real) against codes (fake), (3) a generator update of the encoder to fool the discriminator
-(2 and 3 share one encoder pass). With `schedule="joint"` (two optimizers): one update of
-encoder + decoder on reconstruction + `generator_weight` x generator loss and one
-discriminator update, from one forward pass. One slot, matched by a `matchers.Adversary`.
+Per batch, with `schedule="joint"` (the default, two optimizers): one update of encoder +
+decoder on reconstruction + `generator_weight` x generator loss and one discriminator update,
+from one forward pass. With `schedule="paper"` (three optimizers, the paper's variants'
+default): (1) reconstruction update of encoder + decoder, (2) `discriminator_steps` updates of
+the discriminator on prior samples (real) against codes (fake), (3) a generator update of the
+encoder to fool the discriminator (2 and 3 share one encoder pass). One slot, matched by a
+`matchers.Adversary`.
 
 Example:
     >>> import keras
     >>> from aae_keras import models, networks, priors
     >>> enc, dec, disc = networks.build("mlp", (8, 8), 2, hidden=(256, 256))
     >>> aae = models.AdversarialAutoencoder(enc, dec, disc, priors.gaussian_mixture(10, 2))
-    >>> aae.compile(optimizer=keras.optimizers.Adam(1e-3))   # "auto" defaults for the other two
-    >>> joint = models.AdversarialAutoencoder(enc, dec, disc, priors.gaussian_mixture(10, 2), schedule="joint")
-    >>> joint.compile()   # optimizer and discriminator_optimizer: no generator phase
-    >>> joint.generator_optimizer is None
-    True
+    >>> aae.compile()   # optimizer and discriminator_optimizer: the joint schedule has no generator phase
+    >>> aae.schedule, aae.generator_optimizer is None
+    ('joint', True)
+    >>> paper = models.AdversarialAutoencoder(enc, dec, disc, priors.gaussian_mixture(10, 2), schedule="paper")
+    >>> paper.compile(optimizer=keras.optimizers.Adam(1e-3))   # "auto" defaults for the other two
 """
 
 import keras
