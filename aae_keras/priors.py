@@ -27,6 +27,7 @@ __all__ = [
     "Prior",
     "as_prior",
     "categorical",
+    "class_and_style",
     "component",
     "describe",
     "event_size",
@@ -109,8 +110,10 @@ class GaussianMixture(Prior):
         else:
             variances = np.asarray(info["variances"], np.float64)
             self._stds = np.sqrt(variances).astype(np.float32)
-            self._precisions = (1.0 / variances).astype(np.float32)
-            self._log_det = np.sum(np.log(variances), axis=1).astype(np.float32)
+            self._point_masses = bool(np.any(variances == 0))  # see class_and_style: no density
+            with np.errstate(divide="ignore"):
+                self._precisions = (1.0 / variances).astype(np.float32)
+                self._log_det = np.sum(np.log(variances), axis=1).astype(np.float32)
 
     def sample(self, n, seed=None, components=None):
         pick, noise = self._seeds(seed, 2)
@@ -127,6 +130,8 @@ class GaussianMixture(Prior):
         return means + ops.einsum("nij,nj->ni", factors, eps)
 
     def log_prob(self, z):
+        if getattr(self, "_point_masses", False):
+            raise NotImplementedError("A mixture with point-mass dimensions (zero variances) has no density.")
         diff = ops.cast(z, "float32")[:, None, :] - ops.convert_to_tensor(self._means)[None]  # [n, K, d]
         if hasattr(self, "_stds"):
             quad = ops.sum(diff**2 * ops.convert_to_tensor(self._precisions)[None], axis=-1)
@@ -311,6 +316,35 @@ def gaussian_mixture(
         _check_positive(np.min(stds), "scales")
         info["variances"] = np.ascontiguousarray(stds) ** 2
     return from_description(info)
+
+
+def class_and_style(num_classes, style):
+    """p(y) p(z): a uniform one-hot class y and an independent Gaussian (mixture) style z, over
+    the joint codes [y, z] of K + d dims, as a mixture of K x J components (J: the style's)
+    whose class dims are point masses (zero variance). It has no density, but the closed-form
+    MMD matches joint codes to it, which also pulls every class's styles to the same p(z).
+
+    >>> prior = class_and_style(3, gaussian(2))
+    >>> prior.dim, describe(prior)["means"].tolist()[:2]
+    (5, [[1.0, 0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0]])
+    """
+    _check_positive_int(num_classes, "num_classes")
+    info = describe(style)
+    if info["kind"] != "mixture":
+        raise ValueError(f"The style prior must be a Gaussian or a Gaussian mixture, got kind {info['kind']!r}.")
+    if "covariances" in info:
+        raise ValueError("The style prior must have diagonal components (gaussian_mixture(..., scales=...)).")
+    k, (j, d) = int(num_classes), np.shape(info["means"])
+    classes = np.repeat(np.eye(k), j, axis=0)  # component (c, m) at row c * j + m
+    return from_description(
+        {
+            "kind": "mixture",
+            "dim": k + d,
+            "weights": np.tile(np.asarray(info["weights"]), k) / k,
+            "means": np.concatenate([classes, np.tile(np.asarray(info["means"]), (k, 1))], axis=1),
+            "variances": np.concatenate([np.zeros((k * j, k)), np.tile(np.asarray(info["variances"]), (k, 1))], axis=1),
+        }
+    )
 
 
 def uniform(dim, low=-1.0, high=1.0):

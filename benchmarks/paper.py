@@ -231,8 +231,10 @@ def run(args, save=lambda report: None):
     for name in args.experiments:
         function, settings = EXPERIMENTS[name]
         for setting in settings:
+            key = f"{name}/{setting}" if setting else name
+            if args.cells and key not in args.cells:
+                continue
             for regularizer in ["none"] if name in UNREGULARIZED else args.regularizers:
-                key = f"{name}/{setting}" if setting else name
                 row = {"experiment": key, "regularizer": regularizer, "values": [], "seconds": [], "epochs": []}
                 if args.from_recipes and name not in UNREGULARIZED:
                     row["command"] = "aae-keras train " + shlex.join(recipe_argv(key, regularizer, "SEED", args))
@@ -327,6 +329,13 @@ def render(report):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiments", nargs="+", choices=tuple(EXPERIMENTS), default=list(EXPERIMENTS))
+    parser.add_argument(
+        "--cells",
+        nargs="+",
+        default=None,
+        metavar="KEY",
+        help="only these cells of the experiments (e.g. semi/100 clustering/16 labeled_only/100)",
+    )
     parser.add_argument("--regularizers", nargs="+", choices=("mmd", "adversarial"), default=["mmd", "adversarial"])
     parser.add_argument("--dataset", default="fashion_mnist", choices=("fashion_mnist", "mnist"))
     parser.add_argument("--data-dir", default=None, help=f"IDX files (default for fashion_mnist: {DEFAULT_DATA})")

@@ -116,7 +116,13 @@ def run(name, regularizer, x, y, x_test, y_test, args):
     keras.utils.set_random_seed(args.seed)
     kwargs = {"weight": args.weight} if regularizer != "adversarial" else {}
     model = cls.create(
-        x.shape[1:], priors.gaussian(10), 10, regularizer=regularizer, seed=args.seed, **kwargs, **model_kwargs
+        x.shape[1:],
+        priors.gaussian(args.latent_dim),
+        10,
+        regularizer=regularizer,
+        seed=args.seed,
+        **kwargs,
+        **model_kwargs,
     )
     model.compile(**compile_kwargs(regularizer))
     errors, start = [], time.perf_counter()
@@ -129,13 +135,26 @@ def run(name, regularizer, x, y, x_test, y_test, args):
 
     model.fit(x, y, epochs=args.epochs, batch_size=100, verbose=0, callbacks=[Record()])
     return {
+        "style_class_accuracy": style_class_accuracy(model, x_test, y_test),
         "config": name,
         "regularizer": regularizer,
         "seed": args.seed,
         "weight": args.weight,
+        "latent_dim": args.latent_dim,
         "test_error": errors,
         "seconds": time.perf_counter() - start,
     }
+
+
+def style_class_accuracy(model, x, y):
+    """How much of the class the style z still holds: the test accuracy of a logistic regression
+    from z to the class, fitted on the first half of (x, y) and scored on the second (0.1 is
+    none; the class should be in y, not in z)."""
+    from sklearn.linear_model import LogisticRegression
+
+    z, half = model.encode(x), len(x) // 2
+    probe = LogisticRegression(max_iter=1000).fit(z[:half], y[:half])
+    return float(probe.score(z[half:], y[half:]))
 
 
 def main(argv=None):
@@ -144,6 +163,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latent-dim", type=int, default=10, help="the style's dimensions")
     parser.add_argument("--weight", type=float, default=100.0, help="MMD weight (the CLI's default)")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--regularizers", nargs="+", default=["adversarial", "mmd"])

@@ -17,6 +17,7 @@ CLOSED_FORM_PRIORS = {
     "gaussian_8d": lambda: priors.gaussian(8),
     "uniform_box": lambda: priors.uniform(3, -1.0, [1.0, 2.0, 0.5]),
     "categorical": lambda: priors.categorical(5, probs=[0.1, 0.2, 0.3, 0.2, 0.2]),
+    "class_and_style": lambda: priors.class_and_style(3, priors.gaussian_mixture(2, 2, radius=1.0, scale=0.7)),
 }
 MC_SAMPLES = 2_000_000
 
@@ -201,3 +202,39 @@ def test_conditional_mmd_is_the_share_weighted_per_class_closed_form():
     assert float(reg(per_component[:, 0], np.full(300, 1))) > 0.5  # codes of component 0 labeled 1
     with pytest.raises(ValueError, match="one component per class"):
         regularizers.ConditionalMMD(priors.gaussian(2))
+
+
+def test_the_joint_mmd_sees_a_style_that_depends_on_the_class():
+    """Each of 4 classes keeps its styles in its own quadrant: the styles' marginal is exactly
+    N(0, I), so the MMD of z alone cannot see that z holds the class; the MMD of [y, z]
+    against p(y) p(z) can."""
+    rng = np.random.default_rng(0)
+    n, k = 2000, 4
+    classes = np.arange(n) % k
+    y = np.eye(k)[classes]
+    quadrant = np.stack([np.where(classes % 2, -1.0, 1.0), np.where(classes // 2, -1.0, 1.0)], axis=1)
+    z = np.abs(rng.normal(size=(n, 2))) * quadrant
+    independent = rng.normal(size=(n, 2))
+    style_alone = regularizers.ClosedFormMMD(priors.gaussian(2))
+    joint = regularizers.ClosedFormMMD(priors.class_and_style(k, priors.gaussian(2)))
+
+    def estimate(regularizer, codes):
+        return float(regularizer(codes.astype("float32")))
+
+    assert abs(estimate(style_alone, z)) < 2e-3
+    assert abs(estimate(joint, np.hstack([y, independent]))) < 2e-3
+    assert estimate(joint, np.hstack([y, z])) > 10 * max(abs(estimate(style_alone, z)), 2e-3)
+
+
+def test_class_and_style_is_a_mixture_of_point_mass_classes_and_styles():
+    prior = priors.class_and_style(3, priors.gaussian_mixture(2, 2))
+    info = priors.describe(prior)
+    assert prior.dim == 5 and info["means"].shape == (6, 5) and np.allclose(info["weights"], 1 / 6)
+    samples = np.asarray(prior.sample(600, seed=0))
+    assert set(map(tuple, samples[:, :3])) == {(1, 0, 0), (0, 1, 0), (0, 0, 1)}
+    assert np.bincount(samples[:, :3].argmax(1)).min() > 150
+    assert priors.from_config(priors.to_config(prior)).dim == 5
+    with pytest.raises(NotImplementedError, match="no density"):
+        prior.log_prob(samples)
+    with pytest.raises(ValueError, match="Gaussian or a Gaussian mixture"):
+        priors.class_and_style(3, priors.uniform(2))

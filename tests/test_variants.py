@@ -192,3 +192,22 @@ def test_input_noise_trains_on_noisy_images_and_encodes_clean_ones(tmp_path):
     assert keras.saving.load_model(tmp_path / "noisy.keras").input_noise == 0.5
     with pytest.raises(ValueError, match="input_noise must be a number >= 0"):
         tiny_variant("semi_supervised", input_noise=-0.1)
+
+
+def test_joint_matching_matches_class_and_style_as_one_slot(tmp_path):
+    """joint_matching with MMD: one slot, [y, z] against p(y) p(z); adversarially, and by
+    default, y and z apart. Saved models keep the choice; files from before it load apart."""
+    model = tiny_variant("semi_supervised", joint_matching=True)
+    assert [slot.name for slot in model.slots] == ["yz"] and model.slots[
+        0
+    ].prior.dim == model.num_classes + model.latent_dim
+    adversarial = tiny_variant("semi_supervised", "adversarial", joint_matching=True)
+    assert [slot.name for slot in adversarial.slots] == ["y", "z"]
+    assert [slot.name for slot in tiny_variant("semi_supervised").slots] == ["y", "z"]
+    x, y = _xy()
+    model.fit(x, data.keep_labels(y, 20), epochs=1, batch_size=40, verbose=0)
+    model.save(tmp_path / "joint.keras")
+    assert [slot.name for slot in keras.saving.load_model(tmp_path / "joint.keras").slots] == ["yz"]
+    config = model.get_config()
+    del config["joint_matching"]  # as written before it existed
+    assert type(model).from_config(config).joint_matching is False

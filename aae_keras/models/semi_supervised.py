@@ -41,19 +41,44 @@ SEMI_SUPERVISED_OPTIMIZERS = {
 
 
 class CategoricalEncoding:
-    """Mixin: the encoder outputs K class logits, then a style z; y ~ categorical(K), z ~ prior."""
+    """Mixin: the encoder outputs K class logits, then a style z; y ~ categorical(K), z ~ prior.
+
+    With `joint_matching` (and an MMD regularizer and a Gaussian or diagonal-mixture style), one
+    MMD matches the joint codes [y, z] to p(y) p(z) (`priors.class_and_style`) instead of one
+    MMD for y and one for z: it also pulls each class's styles to the same p(z). Off by default:
+    on MNIST with 100 labels it trained to 19.0 % test error in 4 epochs against 16.9 % for y and
+    z apart (benchmarks/semi_ablation.py).
+    """
+
+    joint_matching = False
+
+    def _matches_jointly(self):
+        """Whether the slots are the joint [y, z] (see the class docstring) rather than y and z."""
+        style = priors.describe(self.prior)
+        return bool(
+            self.joint_matching
+            and isinstance(self.regularizer, str)
+            and not self.adversarial
+            and style["kind"] == "mixture"
+            and "covariances" not in style
+        )
 
     def _slots(self):
+        if self._matches_jointly():
+            return [Slot("yz", priors.class_and_style(self.num_classes, self.prior))]
         return [Slot("y", priors.categorical(self.num_classes)), Slot("z", self.prior)]
 
     def _parts(self, x, training=False, seed=None):
         out = self._encode_batch(x, training=training, seed=seed)
         logits = out[:, : self.num_classes]
-        return {
+        parts = {
             "logits": logits,
             "y": ops.softmax(logits),
             "z": self._posterior_codes(out[:, self.num_classes :], seed),
         }
+        if self._matches_jointly():
+            parts["yz"] = ops.concatenate([parts["y"], parts["z"]], axis=-1)
+        return parts
 
     def _output_layout(self):
         return f"{self.num_classes} class logits, then {super()._output_layout()}"
@@ -104,7 +129,8 @@ class SemiSupervisedAutoencoder(CategoricalEncoding, ClassStyleDecoding, Matched
     classifies = True
     optimizer_defaults = SEMI_SUPERVISED_OPTIMIZERS
 
-    def __init__(self, encoder, decoder, prior, num_classes=10, input_noise=0.3, **kwargs):
+    def __init__(self, encoder, decoder, prior, num_classes=10, input_noise=0.3, joint_matching=False, **kwargs):
+        self.joint_matching = bool(joint_matching)
         super().__init__(encoder, decoder, prior, num_classes=num_classes, input_noise=input_noise, **kwargs)
 
     @classmethod
@@ -117,6 +143,13 @@ class SemiSupervisedAutoencoder(CategoricalEncoding, ClassStyleDecoding, Matched
     def encode(self, x, batch_size=256):
         """Styles z [n, d] of images x (the class part is `class_probabilities`)."""
         return self._styles(x, batch_size)
+
+    def get_config(self):
+        return {**super().get_config(), "joint_matching": self.joint_matching}
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config({"joint_matching": False, **config})  # files from before it matched y and z apart
 
     def task_metrics(self, x, y):
         """{"classification_error"}: the fraction of images x that `classify` gets wrong."""
@@ -132,5 +165,13 @@ class ClusteringAutoencoder(ClusterReporting, SemiSupervisedAutoencoder):
     count_name = "num_clusters"
     optimizer_defaults = OPTIMIZER_DEFAULTS  # the core's, not the semi-supervised model's
 
-    def __init__(self, encoder, decoder, prior, num_clusters=16, input_noise=0.0, **kwargs):
-        super().__init__(encoder, decoder, prior, num_classes=num_clusters, input_noise=input_noise, **kwargs)
+    def __init__(self, encoder, decoder, prior, num_clusters=16, input_noise=0.0, joint_matching=False, **kwargs):
+        super().__init__(
+            encoder,
+            decoder,
+            prior,
+            num_classes=num_clusters,
+            input_noise=input_noise,
+            joint_matching=joint_matching,
+            **kwargs,
+        )
