@@ -118,6 +118,7 @@ class TrainSettings:
     min_epochs: int = 0
     validation: Optional[int] = None
     lr: Optional[float] = None
+    input_noise: Optional[float] = None
     strategy: str = "auto"
     seed: int = 0
     out: Optional[str] = None
@@ -166,6 +167,8 @@ class TrainSettings:
                 "use --model semi_supervised."
             )
         regularizer = self.regularizer or ("mmd" if variant else None)
+        if self.input_noise is not None and not (math.isfinite(self.input_noise) and self.input_noise >= 0):
+            raise UsageError(f"--input-noise must be a number >= 0 (a standard deviation), got {self.input_noise}.")
         if self.schedule is not None and "adversarial" not in (self.model, regularizer):
             raise UsageError(
                 "--schedule applies to adversarial models (--model adversarial, or a variant with "
@@ -387,7 +390,9 @@ def make_model(settings, image_shape, prior, num_classes=10):
 
     from aae_keras import models, networks
 
-    schedule = {"schedule": settings.schedule} if settings.schedule else {}
+    options = {"schedule": settings.schedule} if settings.schedule else {}
+    if settings.input_noise is not None:
+        options["input_noise"] = settings.input_noise
     if settings.model in VARIANTS:
         unlabeled = settings.model in DEFAULT_CLUSTERS and not settings.labels
         count = settings.clusters or (DEFAULT_CLUSTERS[settings.model] if unlabeled else num_classes)
@@ -403,22 +408,30 @@ def make_model(settings, image_shape, prior, num_classes=10):
             discriminator_hidden=settings.hidden,
             seed=settings.seed,
             **kwargs,
-            **schedule,
+            **options,
         )
     else:
         encoder, decoder, discriminator = networks.build(
             settings.network, image_shape, settings.latent_dim, hidden=settings.hidden
         )
         if settings.model == "adversarial":
-            model = models.AdversarialAutoencoder(
-                encoder, decoder, discriminator, prior, seed=settings.seed, **schedule
-            )
+            model = models.AdversarialAutoencoder(encoder, decoder, discriminator, prior, seed=settings.seed, **options)
         else:
             model = models.MMDAutoencoder(
-                encoder, decoder, prior, regularizer=settings.model, weight=settings.weight, seed=settings.seed
+                encoder,
+                decoder,
+                prior,
+                regularizer=settings.model,
+                weight=settings.weight,
+                seed=settings.seed,
+                **options,
             )
-    # --lr sets the reconstruction phase; the other phases (and it, without --lr) take the model's defaults
-    model.compile(optimizer="auto" if settings.lr is None else keras.optimizers.Adam(settings.lr))
+    # --lr sets the phases that are not adversarial (reconstruction, and classification where the
+    # model has it); the adversaries, and every phase without --lr, keep the model's defaults
+    rates = {} if settings.lr is None else {"optimizer": keras.optimizers.Adam(settings.lr)}
+    if rates and model.classifies:
+        rates["classifier_optimizer"] = keras.optimizers.Adam(settings.lr)
+    model.compile(**rates)
     return model
 
 
@@ -705,9 +718,16 @@ def add_train_arguments(parser):
         "--lr",
         type=float,
         default=default.lr,
-        help="Adam learning rate of the reconstruction "
-        "phase; the other phases keep the model's defaults (default: the model's: 1e-3; 1e-4 for "
-        "semi_supervised, whose every phase uses Adam(1e-4))",
+        help="Adam learning rate of the reconstruction phase and, for semi_supervised, of the "
+        "classification phase; the discriminator and generator keep the model's defaults (default: the "
+        "model's: 1e-3; 1e-4 for semi_supervised, whose every phase uses Adam(1e-4))",
+    )
+    parser.add_argument(
+        "--input-noise",
+        type=float,
+        default=default.input_noise,
+        help="std of the Gaussian noise added to the encoder's input while training (default: the "
+        "model's: 0.3 for semi_supervised, else 0)",
     )
     parser.add_argument(
         "--strategy",

@@ -45,6 +45,7 @@ def test_settings_defaults_are_the_train_flags_defaults():
         (runs.TrainSettings(model="mmd", schedule="paper"), "--schedule applies to adversarial models"),
         (runs.TrainSettings(patience=3, validation=0), "--patience watches the validation loss"),
         (runs.TrainSettings(epochs=5, min_epochs=6), "--min-epochs 6 is more than --epochs 5"),
+        (runs.TrainSettings(input_noise=-0.1), "--input-noise must be a number >= 0"),
     ],
 )
 def test_settings_that_do_not_fit_together(settings, message):
@@ -66,6 +67,29 @@ def test_the_schedule_flag_reaches_the_adversarial_models():
         model = runs.make_model(settings, (8, 8), runs.make_prior(settings.prior, settings.latent_dim))
         assert model.schedule == schedule
         assert (model.generator_optimizer is not None) == (schedule == "paper")
+
+
+def test_lr_and_input_noise_flags_reach_the_model():
+    """--lr sets the phases that are not adversarial; without it every phase keeps the model's
+    defaults; --input-noise overrides the model's (0.3 for semi_supervised)."""
+
+    def model(*argv):
+        settings = runs.TrainSettings.from_argv(["--model", "semi_supervised", *argv, "--hidden", "8"]).checked()
+        return runs.make_model(settings, (8, 8), runs.make_prior(settings.prior, settings.latent_dim))
+
+    def rates(m):
+        return {name: float(m.phase_optimizer(name).learning_rate) for name in m._optimizer_groups()}
+
+    default = model("--regularizer", "adversarial")
+    assert default.input_noise == 0.3 and list(rates(default).values()) == [pytest.approx(1e-4)] * 4
+    pinned = model("--regularizer", "adversarial", "--lr", "1e-3", "--input-noise", "0")
+    assert pinned.input_noise == 0.0
+    assert rates(pinned) == {
+        "optimizer": pytest.approx(1e-3),
+        "classifier_optimizer": pytest.approx(1e-3),
+        "discriminator_optimizer": pytest.approx(1e-4),
+        "generator_optimizer": pytest.approx(1e-4),
+    }
 
 
 def test_train_from_python_returns_the_run(tmp_path, capsys):
