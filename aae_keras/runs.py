@@ -86,6 +86,11 @@ MMD_BATCH = 2000  # test codes used for the code-to-prior MMD (its cost is quadr
 TASK_METRICS = ("classification_error", "cluster_accuracy", "nmi", "codes_on_class_component")
 
 
+# --patience: the validation loss must fall by at least this much to count as an improvement
+# (TensorFlow's evaluate of the same weights varies by about 1e-5 from one run to the next)
+MIN_IMPROVEMENT = 1e-4
+
+
 class UsageError(ValueError):
     """Settings that do not fit together, or a place that cannot be written (the command
     line reports it like an argparse error, exit code 2)."""
@@ -333,8 +338,12 @@ def fit_and_evaluate(settings, prior, dataset, labels, backup=None):
     x, y = dataset.x_train[:keep], None if labels is None else labels[:keep]
     held_out = (dataset.x_train[keep:], None if labels is None else labels[keep:])
     stopper = (
-        keras.callbacks.EarlyStopping(
-            "val_loss", patience=settings.patience, restore_best_weights=True, start_from_epoch=settings.min_epochs
+        keras.callbacks.EarlyStopping(  # a change below MIN_IMPROVEMENT is evaluate's float noise, not progress
+            "val_loss",
+            patience=settings.patience,
+            min_delta=MIN_IMPROVEMENT,
+            restore_best_weights=True,
+            start_from_epoch=settings.min_epochs,
         )
         if settings.patience
         else None
