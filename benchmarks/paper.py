@@ -163,6 +163,12 @@ def recipe_settings(key, regularizer, seed, args):
     return runs.TrainSettings.from_argv([*recipe_argv(key, regularizer, seed, args), *extra]).checked()
 
 
+def finished(key, regularizer, seed, args):
+    """Whether `--runs-dir` holds the finished run of cell `key` for `seed`."""
+    out = Path(args.runs_dir) / f"{recipe_name(key, regularizer, args.dataset)}_s{seed}"
+    return (out / "metrics.json").exists()
+
+
 def from_recipe(key, regularizer, seed, args):
     """(measure, epochs trained, seconds trained) of table cell `key` trained from its zoo recipe.
 
@@ -245,6 +251,8 @@ def run(args, save=lambda report: None):
                         value, trained = function(dataset, setting, regularizer, seed, args)
                         took = time.perf_counter() - start
                     elif args.from_recipes:
+                        if args.finished_only and not finished(key, regularizer, seed, args):
+                            continue
                         value, trained, took = from_recipe(key, regularizer, seed, args)
                     else:
                         value, trained = function(dataset, setting, regularizer, seed, args), args.epochs
@@ -298,7 +306,7 @@ def render(report):
         "| --- | --- | --- | --- | --- | --- |",
     ]
     by_key = {}
-    for row in report["rows"]:
+    for row in (row for row in report["rows"] if row["values"]):  # (--finished-only: cells with no run yet)
         by_key.setdefault(row["experiment"], {})[row["regularizer"]] = row
     for key, cell in by_key.items():
         if "none" in cell:  # no regularizer: the same figure serves both columns
@@ -329,6 +337,11 @@ def render(report):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiments", nargs="+", choices=tuple(EXPERIMENTS), default=list(EXPERIMENTS))
+    parser.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="with --runs-dir: measure the finished runs only (a table of what is done so far); train nothing",
+    )
     parser.add_argument(
         "--cells",
         nargs="+",
@@ -369,6 +382,8 @@ def main(argv=None):
         args.data_dir = DEFAULT_DATA
     if args.runs_dir and not args.from_recipes:
         parser.error("--runs-dir keeps the runs of --from-recipes; add --from-recipes")
+    if args.finished_only and not args.runs_dir:
+        parser.error("--finished-only measures the finished runs of --runs-dir; add --runs-dir")
     if args.epochs is None and not args.from_recipes:
         args.epochs = 10
 

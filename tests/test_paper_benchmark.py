@@ -33,6 +33,8 @@ def test_recipe_runs_resume_and_are_measured_again(tmp_path):
         "--from-recipes",
         "--experiments",
         "semi",
+        "--cells",
+        "semi/100",
         "--regularizers",
         "mmd",
         "--seeds",
@@ -61,3 +63,10 @@ def test_recipe_runs_resume_and_are_measured_again(tmp_path):
     assert (run / "model.keras").stat().st_mtime_ns == stamp  # measured again, not trained again
     again = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert [row["values"] for row in again] == [row["values"] for row in report["rows"]]
+
+    # --finished-only measures that run and trains none of the others (seed 4 has none)
+    only = [*command[: command.index("--seeds")], "--seeds", "3", "4", *command[command.index("--seeds") + 2 :]]
+    third = subprocess.run([*only, "--finished-only"], capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert not (tmp_path / "runs" / "mnist_semisup100_mmd_s4").exists()
+    assert json.loads((tmp_path / "r.json").read_text())["rows"][0]["values"] == semi_100["values"]
