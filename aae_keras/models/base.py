@@ -542,10 +542,9 @@ class LatentAutoencoder(AtomicSaving, keras.Model):
             )
             logs["loss"] = logs["loss"] + self.generator_weight * logs["generator_loss"]
         if self.classifies:
-            parts = lambda: self._parts(x, training=True, seed=self._seed(step, 4))  # noqa: E731
             logs.update(
                 backend.phase(
-                    lambda: self._classification_terms(parts(), labels),
+                    lambda: self._classification_terms(self._parts(x, training=True, seed=self._seed(step, 4)), labels),
                     groups["classifier_optimizer"],
                     self.classifier_optimizer,
                 )
